@@ -1,0 +1,145 @@
+//! Every error the program returns. Append-only: codes are part of the public interface.
+
+use anchor_lang::prelude::*;
+
+use crate::math::oracle_price::Rejection;
+use crate::math::MathError;
+
+#[error_code]
+pub enum BackstopError {
+    #[msg("Arithmetic overflow: an amount is too large for the books; use a smaller amount")]
+    MathOverflow,
+    #[msg("Amount must be greater than zero")]
+    ZeroAmount,
+    #[msg("Parameter out of bounds; see the bounds in constants.rs and the error log")]
+    InvalidParameter,
+    #[msg("The exchange is paused for this operation; wait for the admin to unpause it")]
+    Paused,
+    #[msg("The market is paused; wait for the admin to unpause it")]
+    MarketPaused,
+    #[msg("Signer is not the owner of this margin account")]
+    NotAccountOwner,
+    #[msg("Account belongs to a different exchange")]
+    WrongExchange,
+    #[msg("Token account is not the exchange's collateral vault")]
+    WrongVault,
+    #[msg("Token account is not the exchange's insurance vault")]
+    WrongInsuranceVault,
+    #[msg("Token account mint is not the exchange's collateral mint")]
+    WrongMint,
+    #[msg("Oracle account does not match the market's oracle")]
+    WrongOracle,
+    #[msg("Oracle account is owned by the wrong program")]
+    OracleWrongOwner,
+    #[msg("Oracle account data could not be decoded")]
+    OracleInvalidData,
+    #[msg("Oracle price is zero or negative")]
+    OracleNonPositivePrice,
+    #[msg("Oracle price is older than the market's max age; wait for a fresh update")]
+    OracleStale,
+    #[msg("Oracle confidence interval is wider than the market allows; wait for calmer prices")]
+    OracleConfidenceTooWide,
+    #[msg("Oracle price cannot be represented at this market's precision")]
+    OracleUnrepresentable,
+    #[msg("Only the oracle feed's authority may set its price")]
+    NotOracleAuthority,
+    #[msg("A market and oracle account pair is missing for one of the account's positions; pass every position's market and oracle")]
+    MissingMarketAccounts,
+    #[msg("Remaining accounts must be (market, oracle) pairs of this exchange")]
+    InvalidRemainingAccounts,
+    #[msg("Withdrawal exceeds the account's capital")]
+    InsufficientCapital,
+    #[msg("Operation would leave the account below initial margin; deposit more or reduce size")]
+    InitialMarginViolated,
+    #[msg("Withdrawal exceeds what may leave during a bad-debt epoch (capital minus its share of the deficit)")]
+    BadDebtWithdrawalLimit,
+    #[msg("Trade price is outside the oracle band (max_trade_deviation_bps)")]
+    PriceOutsideBand,
+    #[msg("Taker and maker must be different margin accounts")]
+    SelfTrade,
+    #[msg("The account already holds MAX_POSITIONS positions; close one first")]
+    TooManyPositions,
+    #[msg("Account is not liquidatable: equity is at or above maintenance margin")]
+    NotLiquidatable,
+    #[msg("An account cannot liquidate itself")]
+    SelfLiquidation,
+    #[msg("The liquidatee has no position in this market")]
+    NoPositionInMarket,
+    #[msg("Nothing to liquidate with the given limits")]
+    NothingToLiquidate,
+    #[msg("Account is not bankrupt: it has open positions or non-negative equity")]
+    NotBankrupt,
+    #[msg("Account is not empty: close positions and withdraw capital first")]
+    AccountNotEmpty,
+    #[msg("Not allowed in the current epoch phase; see the exchange's epoch phase")]
+    WrongEpochPhase,
+    #[msg("The bad-debt epoch is too young, or the round cooldown has not passed")]
+    EpochNotReady,
+    #[msg("Not every margin account has been tallied in this round")]
+    TallyIncomplete,
+    #[msg("Account already tallied in this round")]
+    AlreadyTallied,
+    #[msg("Account was not tallied in this round")]
+    NotTallied,
+    #[msg("Account already clawed back in this round")]
+    AlreadyClawedBack,
+    #[msg("Account has no weight in this round; nothing to claw back")]
+    NothingToClawBack,
+    #[msg("The same account appears twice in one batch")]
+    DuplicateAccount,
+    #[msg("Margin account in a batch is not writable")]
+    AccountNotWritable,
+    #[msg("There is no deficit to cover")]
+    NoDeficit,
+    #[msg("Insurance fund balance is too small")]
+    InsufficientInsurance,
+    #[msg("Insurance cannot be withdrawn while the exchange has a deficit or a bad-debt epoch is open")]
+    InsuranceLocked,
+    #[msg("Conservation invariant I1 violated: vault + deficit != capital + pnl - basis")]
+    ConservationViolated,
+    #[msg("Zero-sum invariant I2 violated: long and short open interest differ")]
+    ZeroSumViolated,
+    #[msg("Insurance invariant I3 violated: insurance vault below its recorded balance")]
+    InsuranceMismatch,
+    #[msg("Vault balance is below the exchange's recorded balance")]
+    VaultMismatch,
+    #[msg("Market index does not match")]
+    WrongMarket,
+    #[msg("Liquidator's account would fall below initial margin; take a smaller size or deposit")]
+    LiquidatorBelowInitialMargin,
+    #[msg("Oracle kind is not supported")]
+    UnsupportedOracleKind,
+    #[msg("Risk-reducing trade would make the account less healthy; trade closer to the oracle price")]
+    HealthDecreased,
+    #[msg("A position in this market is required")]
+    ZeroSize,
+    #[msg("Cover the deficit before or after a clawback round is applied, not during it")]
+    CoverDuringApplying,
+    #[msg("Signer is not the exchange admin")]
+    NotAdmin,
+    #[msg("Liquidator and liquidatee have the same owner")]
+    SameOwnerLiquidation,
+}
+
+impl From<MathError> for BackstopError {
+    fn from(_: MathError) -> Self {
+        BackstopError::MathOverflow
+    }
+}
+
+impl From<MathError> for anchor_lang::error::Error {
+    fn from(e: MathError) -> Self {
+        BackstopError::from(e).into()
+    }
+}
+
+impl From<Rejection> for BackstopError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::NonPositive => BackstopError::OracleNonPositivePrice,
+            Rejection::Stale => BackstopError::OracleStale,
+            Rejection::ConfidenceTooWide => BackstopError::OracleConfidenceTooWide,
+            Rejection::Unrepresentable => BackstopError::OracleUnrepresentable,
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Events: every state change emits one, so any user can recompute their own books.
+
+use anchor_lang::prelude::*;
+
+#[event]
+pub struct ExchangeInitialized {
+    pub exchange: Pubkey,
+    pub admin: Pubkey,
+    pub collateral_mint: Pubkey,
+    pub vault: Pubkey,
+    pub insurance_vault: Pubkey,
+}
+
+#[event]
+pub struct ExchangeParamsUpdated {
+    pub exchange: Pubkey,
+}
+
+#[event]
+pub struct PausedSet {
+    pub exchange: Pubkey,
+    pub flags: u8,
+}
+
+#[event]
+pub struct MarketAdded {
+    pub exchange: Pubkey,
+    pub market: Pubkey,
+    pub index: u16,
+    pub oracle: Pubkey,
+}
+
+#[event]
+pub struct MarketParamsUpdated {
+    pub market: Pubkey,
+    pub paused: bool,
+}
+
+#[event]
+pub struct OracleFeedCreated {
+    pub feed: Pubkey,
+    pub authority: Pubkey,
+}
+
+#[event]
+pub struct OraclePriceSet {
+    pub feed: Pubkey,
+    pub price: i64,
+    pub conf: u64,
+    pub expo: i32,
+    pub publish_time: i64,
+}
+
+#[event]
+pub struct MarginAccountCreated {
+    pub exchange: Pubkey,
+    pub account: Pubkey,
+    pub owner: Pubkey,
+}
+
+#[event]
+pub struct MarginAccountClosed {
+    pub exchange: Pubkey,
+    pub account: Pubkey,
+    pub owner: Pubkey,
+}
+
+#[event]
+pub struct Deposited {
+    pub account: Pubkey,
+    pub amount: u64,
+    pub capital_after: u64,
+}
+
+#[event]
+pub struct Withdrawn {
+    pub account: Pubkey,
+    pub amount: u64,
+    pub capital_after: u64,
+}
+
+#[event]
+pub struct TradeFilled {
+    pub market_index: u16,
+    pub taker: Pubkey,
+    pub maker: Pubkey,
+    /// Taker side, signed.
+    pub base_qty: i64,
+    pub price: u64,
+    pub oracle_price: u64,
+    /// Taker's quote basis change (the maker's is the negative).
+    pub quote: i64,
+    pub taker_fee: u64,
+}
+
+#[event]
+pub struct PnlSettled {
+    pub account: Pubkey,
+    pub marked: i64,
+    pub losses_absorbed: u64,
+    pub converted_to_capital: u64,
+    pub capital_after: u64,
+    pub pnl_after: i64,
+}
+
+#[event]
+pub struct InsuranceContributed {
+    pub exchange: Pubkey,
+    pub contributor: Pubkey,
+    pub amount: u64,
+    pub balance_after: u64,
+}
+
+#[event]
+pub struct InsuranceWithdrawn {
+    pub exchange: Pubkey,
+    pub amount: u64,
+    pub balance_after: u64,
+}
+
+#[event]
+pub struct Liquidated {
+    pub market_index: u16,
+    pub liquidator: Pubkey,
+    pub liquidatee: Pubkey,
+    /// Base atoms moved (absolute).
+    pub base_qty: u64,
+    pub liquidatee_was_long: bool,
+    pub oracle_price: u64,
+    pub liquidation_price: u64,
+    pub equity_before: i64,
+    pub equity_after: i64,
+    pub maintenance_margin_after: u64,
+    /// Paid by the liquidator to the insurance fund (discounted liquidation).
+    pub insurance_fee: u64,
+    /// Paid by the insurance fund to the liquidator (liquidatee equity ≤ 0).
+    pub insurance_paid: u64,
+}
+
+#[event]
+pub struct BankruptcyResolved {
+    pub account: Pubkey,
+    pub owner: Pubkey,
+    /// Negative equity written up to zero.
+    pub shortfall: u64,
+    pub capital_consumed: u64,
+    pub insurance_paid: u64,
+    pub deficit_added: u64,
+    pub insurance_before: u64,
+    pub insurance_after: u64,
+    pub deficit_before: u64,
+    pub deficit_after: u64,
+    pub epoch_id: u64,
+}
+
+#[event]
+pub struct EpochOpened {
+    pub exchange: Pubkey,
+    pub epoch_id: u64,
+    pub deficit: u64,
+    pub opened_at: i64,
+}
+
+#[event]
+pub struct RoundStarted {
+    pub exchange: Pubkey,
+    pub epoch_id: u64,
+    pub round: u64,
+    pub deficit: u64,
+    pub accounts_to_tally: u32,
+    pub rate_cap_bps: u16,
+}
+
+#[event]
+pub struct TallyRecorded {
+    pub account: Pubkey,
+    pub round: u64,
+    pub profit_weight: u128,
+    pub profit_cap: u64,
+    pub capital: u64,
+}
+
+#[event]
+pub struct TallyFinalized {
+    pub exchange: Pubkey,
+    pub epoch_id: u64,
+    pub round: u64,
+    pub basis_is_capital: bool,
+    pub deficit: u64,
+    pub total_weight: u128,
+    /// The round's exact rate r = rate_num / rate_den.
+    pub rate_num: u128,
+    pub rate_den: u128,
+    pub accounts_to_apply: u32,
+}
+
+#[event]
+pub struct ClawbackApplied {
+    pub account: Pubkey,
+    pub owner: Pubkey,
+    pub epoch_id: u64,
+    pub round: u64,
+    pub basis_is_capital: bool,
+    pub weight: u128,
+    pub rate_num: u128,
+    pub rate_den: u128,
+    /// min(⌈weight · rate⌉, cap).
+    pub amount: u64,
+    pub to_deficit: u64,
+    /// Rounding excess beyond the deficit, moved to the insurance fund.
+    pub to_insurance: u64,
+}
+
+#[event]
+pub struct RoundEnded {
+    pub exchange: Pubkey,
+    pub epoch_id: u64,
+    pub round: u64,
+    pub charged: u64,
+    pub to_insurance: u64,
+    pub deficit_after: u64,
+    pub cooldown_until: i64,
+}
+
+#[event]
+pub struct DeficitCovered {
+    pub exchange: Pubkey,
+    pub payer: Pubkey,
+    pub amount: u64,
+    pub deficit_after: u64,
+}
+
+#[event]
+pub struct EpochClosed {
+    pub exchange: Pubkey,
+    pub epoch_id: u64,
+    pub rounds: u32,
+    pub deficit_opened: u64,
+    pub clawed_back: u64,
+    pub covered: u64,
+}
+
+#[event]
+pub struct SurplusSwept {
+    pub exchange: Pubkey,
+    pub vault_surplus: u64,
+    pub insurance_surplus: u64,
+}
+
+/// Returned by the read-only `health` instruction (return data).
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HealthReport {
+    pub equity: i128,
+    pub equity_conservative: i128,
+    pub unrealized: i128,
+    pub notional: u128,
+    pub initial_margin: u128,
+    pub maintenance_margin: u128,
+    pub open_positions: u8,
+    pub liquidatable: bool,
+    pub bankrupt: bool,
+}

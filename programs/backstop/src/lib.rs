@@ -1,0 +1,173 @@
+//! Backstop: a margin-trading program whose bad debt is mutualized exactly.
+//!
+//! When a bankrupt account's loss exceeds the insurance fund, a bad-debt epoch opens and
+//! `clawback` charges the deficit pro rata to positive PnL (principal last, with a
+//! per-round cap), writing a receipt on every charged account. See DESIGN.md.
+//!
+//! This file is thin: one line per instruction, delegating to `instructions/`.
+
+use anchor_lang::prelude::*;
+
+pub mod accounting;
+pub mod constants;
+pub mod error;
+pub mod events;
+pub mod instructions;
+pub mod math;
+pub mod oracle;
+pub mod state;
+
+use events::HealthReport;
+use instructions::*;
+use state::{ExchangeParams, MarketParams};
+
+declare_id!("BytU8UN8u1ELe8Lp3Uko37BLw9wfPg5FGz1dGhU2Uv4n");
+
+#[program]
+pub mod backstop {
+    use super::*;
+
+    /// Creates an exchange, its collateral vault and its insurance vault.
+    pub fn initialize_exchange(
+        ctx: Context<InitializeExchange>,
+        id: u16,
+        params: ExchangeParams,
+    ) -> Result<()> {
+        instructions::initialize_exchange::handler(ctx, id, params)
+    }
+
+    /// Adds a perpetual market priced by an `OracleFeed` or a Pyth `PriceUpdateV2`.
+    pub fn add_market(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
+        instructions::add_market::handler(ctx, args)
+    }
+
+    /// Replaces the exchange parameters (bounded).
+    pub fn update_exchange_params(
+        ctx: Context<UpdateExchange>,
+        params: ExchangeParams,
+    ) -> Result<()> {
+        instructions::admin::update_exchange_params(ctx, params)
+    }
+
+    /// Replaces a market's parameters (bounded) and paused flag.
+    pub fn update_market_params(
+        ctx: Context<UpdateMarket>,
+        params: MarketParams,
+        paused: bool,
+    ) -> Result<()> {
+        instructions::admin::update_market_params(ctx, params, paused)
+    }
+
+    /// Sets the exchange's pause bits.
+    pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
+        instructions::admin::set_paused(ctx, flags)
+    }
+
+    /// Creates a manual price feed owned by this exchange.
+    pub fn create_oracle_feed(
+        ctx: Context<CreateOracleFeed>,
+        authority: Pubkey,
+        expo: i32,
+        price: i64,
+        conf: u64,
+    ) -> Result<()> {
+        instructions::oracle_feed::create_oracle_feed(ctx, authority, expo, price, conf)
+    }
+
+    /// Publishes a price on a manual feed (its authority only).
+    pub fn set_oracle_price(ctx: Context<SetOraclePrice>, price: i64, conf: u64) -> Result<()> {
+        instructions::oracle_feed::set_oracle_price(ctx, price, conf)
+    }
+
+    /// Opens the signer's margin account.
+    pub fn create_margin_account(ctx: Context<CreateMarginAccount>) -> Result<()> {
+        instructions::margin_account::create(ctx)
+    }
+
+    /// Closes an empty margin account.
+    pub fn close_margin_account(ctx: Context<CloseMarginAccount>) -> Result<()> {
+        instructions::margin_account::close(ctx)
+    }
+
+    /// Deposits collateral as capital.
+    pub fn deposit(ctx: Context<Deposit>, amount: u64) -> Result<()> {
+        instructions::deposit::handler(ctx, amount)
+    }
+
+    /// Withdraws capital, keeping initial margin.
+    pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
+        instructions::withdraw::handler(ctx, amount)
+    }
+
+    /// Bilateral trade signed by taker and maker.
+    pub fn trade<'info>(
+        ctx: Context<'info, Trade<'info>>,
+        base_qty: i64,
+        price: u64,
+    ) -> Result<()> {
+        instructions::trade::handler(ctx, base_qty, price)
+    }
+
+    /// Marks positions to oracle, realizes losses, converts vested profit to capital.
+    pub fn settle_pnl<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
+        instructions::settle_pnl::handler(ctx)
+    }
+
+    /// Pays collateral into the insurance fund.
+    pub fn contribute_insurance(ctx: Context<ContributeInsurance>, amount: u64) -> Result<()> {
+        instructions::insurance::contribute(ctx, amount)
+    }
+
+    /// Admin withdrawal from the insurance fund (never while a deficit is open).
+    pub fn withdraw_insurance(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
+        instructions::insurance::withdraw(ctx, amount)
+    }
+
+    /// Read-only health report through return data.
+    pub fn health<'info>(ctx: Context<'info, Health<'info>>) -> Result<HealthReport> {
+        instructions::health::handler(ctx)
+    }
+
+    /// Permissionless partial liquidation.
+    pub fn liquidate<'info>(
+        ctx: Context<'info, Liquidate<'info>>,
+        max_base_qty: u64,
+    ) -> Result<()> {
+        instructions::liquidate::handler(ctx, max_base_qty)
+    }
+
+    /// Writes a bankrupt account up to zero: insurance first, the rest to the deficit.
+    pub fn resolve_bankruptcy(ctx: Context<ResolveBankruptcy>) -> Result<()> {
+        instructions::resolve_bankruptcy::handler(ctx)
+    }
+
+    /// Starts a clawback round (BadDebt → Tallying).
+    pub fn begin_clawback(ctx: Context<BeginClawback>) -> Result<()> {
+        instructions::begin_clawback::handler(ctx)
+    }
+
+    /// Records weights for a batch of margin accounts.
+    pub fn tally<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Result<()> {
+        instructions::tally::handler(ctx, num_accounts)
+    }
+
+    /// Fixes the round's basis and rate (Tallying → Applying).
+    pub fn finalize_tally(ctx: Context<FinalizeTally>) -> Result<()> {
+        instructions::finalize_tally::handler(ctx)
+    }
+
+    /// Charges a batch of tallied accounts and writes their receipts.
+    pub fn clawback<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
+        instructions::clawback::handler(ctx)
+    }
+
+    /// Pays collateral into the vault to reduce the deficit.
+    pub fn cover_deficit(ctx: Context<CoverDeficit>, amount: u64) -> Result<()> {
+        instructions::insurance::cover_deficit(ctx, amount)
+    }
+
+    /// Books direct token donations to the vaults into the insurance fund.
+    pub fn sweep_surplus(ctx: Context<SweepSurplus>) -> Result<()> {
+        instructions::insurance::sweep_surplus(ctx)
+    }
+}

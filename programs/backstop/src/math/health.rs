@@ -1,0 +1,198 @@
+//! Account health: equity, initial and maintenance margin (DESIGN §3).
+
+use super::fixed::{bps_ceil, notional_ceil, value_floor};
+use super::safe::{cast, MathResult, SafeMath};
+
+/// One open position with the price it is marked at and its market's margin ratios.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PositionMark {
+    /// Signed base atoms (long > 0).
+    pub base_qty: i64,
+    /// Quote atoms paid for the position (long > 0) or received (short < 0).
+    pub quote_basis: i64,
+    /// Oracle price (fixed point, see `constants`).
+    pub price: u64,
+    /// Oracle confidence interval, same units as `price`.
+    pub conf: u64,
+    pub initial_margin_bps: u16,
+    pub maintenance_margin_bps: u16,
+}
+
+/// Health of one account at one set of prices. All amounts in collateral atoms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Health {
+    /// capital + pnl + unrealized, positions valued at the oracle price (rounded down).
+    pub equity: i128,
+    /// Equity with longs valued at price − conf and shorts at price + conf: what
+    /// initial-margin checks use.
+    pub equity_conservative: i128,
+    /// Σ (base·P − quote_basis), rounded down.
+    pub unrealized: i128,
+    /// Σ |base|·P, rounded up.
+    pub notional: u128,
+    /// Σ |base|·P·IM, rounded up.
+    pub initial_margin: u128,
+    /// Σ |base|·P·MM, rounded up.
+    pub maintenance_margin: u128,
+    /// Number of open positions.
+    pub open_positions: u8,
+}
+
+impl Health {
+    /// Equity − MM. Negative means liquidatable.
+    pub fn maintenance_health(&self) -> MathResult<i128> {
+        self.equity.safe_sub(cast(self.maintenance_margin)?)
+    }
+
+    /// Conservative equity − IM. Negative means the account may not add risk or withdraw.
+    pub fn initial_health(&self) -> MathResult<i128> {
+        self.equity_conservative
+            .safe_sub(cast(self.initial_margin)?)
+    }
+
+    /// Liquidatable iff equity < MM (DESIGN §3).
+    pub fn is_liquidatable(&self) -> MathResult<bool> {
+        Ok(self.open_positions > 0 && self.maintenance_health()? < 0)
+    }
+
+    /// Bankrupt iff equity < 0 and no open positions.
+    pub fn is_bankrupt(&self) -> bool {
+        self.open_positions == 0 && self.equity < 0
+    }
+
+    pub fn meets_initial_margin(&self) -> MathResult<bool> {
+        Ok(self.initial_health()? >= 0)
+    }
+}
+
+/// Health of an account with `capital`, settled `pnl` and the given marked positions.
+pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> MathResult<Health> {
+    let mut h = Health {
+        equity: (capital as i128).safe_add(pnl as i128)?,
+        ..Health::default()
+    };
+    h.equity_conservative = h.equity;
+    for p in positions {
+        if p.base_qty == 0 && p.quote_basis == 0 {
+            continue;
+        }
+        let value = value_floor(p.base_qty, p.price)?;
+        let unrealized = value.safe_sub(p.quote_basis as i128)?;
+        // Confidence-adjusted price: against the holder in both directions.
+        let conservative_price = if p.base_qty >= 0 {
+            p.price.saturating_sub(p.conf)
+        } else {
+            p.price.safe_add(p.conf)?
+        };
+        let conservative_value = value_floor(p.base_qty, conservative_price)?;
+        let notional = notional_ceil(p.base_qty, p.price)?;
+        h.unrealized = h.unrealized.safe_add(unrealized)?;
+        h.equity = h.equity.safe_add(unrealized)?;
+        h.equity_conservative = h
+            .equity_conservative
+            .safe_add(conservative_value.safe_sub(p.quote_basis as i128)?)?;
+        h.notional = h.notional.safe_add(notional)?;
+        h.initial_margin = h
+            .initial_margin
+            .safe_add(bps_ceil(notional, p.initial_margin_bps)?)?;
+        h.maintenance_margin = h
+            .maintenance_margin
+            .safe_add(bps_ceil(notional, p.maintenance_margin_bps)?)?;
+        if p.base_qty != 0 {
+            h.open_positions += 1;
+        }
+    }
+    Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::PRICE_PRECISION;
+    use proptest::prelude::*;
+
+    const P100: u64 = 100 * PRICE_PRECISION as u64; // 100 quote atoms per base atom
+
+    fn pos(base_qty: i64, quote_basis: i64, price: u64, conf: u64) -> PositionMark {
+        PositionMark {
+            base_qty,
+            quote_basis,
+            price,
+            conf,
+            initial_margin_bps: 1_000,
+            maintenance_margin_bps: 500,
+        }
+    }
+
+    #[test]
+    fn flat_account_is_capital_plus_pnl() {
+        let h = compute_health(1_000, -200, &[]).unwrap();
+        assert_eq!(h.equity, 800);
+        assert_eq!(h.initial_margin, 0);
+        assert!(!h.is_liquidatable().unwrap());
+        assert!(!h.is_bankrupt());
+        let h = compute_health(100, -200, &[]).unwrap();
+        assert!(h.is_bankrupt());
+    }
+
+    #[test]
+    fn long_position_marks_and_margins() {
+        // 10 base bought for 1_000, now at 90 per atom: unrealized −100.
+        let h = compute_health(500, 0, &[pos(10, 1_000, 90 * PRICE_PRECISION as u64, 0)]).unwrap();
+        assert_eq!(h.unrealized, -100);
+        assert_eq!(h.equity, 400);
+        assert_eq!(h.notional, 900);
+        assert_eq!(h.initial_margin, 90);
+        assert_eq!(h.maintenance_margin, 45);
+        assert_eq!(h.maintenance_health().unwrap(), 355);
+    }
+
+    #[test]
+    fn confidence_counts_against_both_sides() {
+        let conf = PRICE_PRECISION as u64; // 1 quote atom per base atom
+        let long = compute_health(0, 0, &[pos(10, 1_000, P100, conf)]).unwrap();
+        assert_eq!(long.equity, 0);
+        assert_eq!(long.equity_conservative, -10);
+        let short = compute_health(0, 0, &[pos(-10, -1_000, P100, conf)]).unwrap();
+        assert_eq!(short.equity, 0);
+        assert_eq!(short.equity_conservative, -10);
+    }
+
+    #[test]
+    fn liquidatable_below_maintenance() {
+        // Notional 1_000, MM 50: equity 49 is liquidatable, 50 is not.
+        let h = compute_health(49, 0, &[pos(10, 1_000, P100, 0)]).unwrap();
+        assert!(h.is_liquidatable().unwrap());
+        let h = compute_health(50, 0, &[pos(10, 1_000, P100, 0)]).unwrap();
+        assert!(!h.is_liquidatable().unwrap());
+    }
+
+    proptest! {
+        /// Equity is exact up to one atom per position, rounded down.
+        #[test]
+        fn equity_rounds_down_within_one_atom(
+            capital in 0u64..1_000_000_000_000,
+            pnl in -1_000_000_000_000i64..1_000_000_000_000,
+            qty in -1_000_000_000_000i64..1_000_000_000_000,
+            basis in -1_000_000_000_000i64..1_000_000_000_000,
+            price in 1u64..1_000_000_000_000_000,
+        ) {
+            let h = compute_health(capital, pnl, &[pos(qty, basis, price, 0)]).unwrap();
+            let exact_num = (qty as i128) * (price as i128) - (basis as i128) * PRICE_PRECISION
+                + (capital as i128 + pnl as i128) * PRICE_PRECISION;
+            // equity * PREC <= exact < (equity + 1) * PREC
+            prop_assert!(h.equity * PRICE_PRECISION <= exact_num);
+            prop_assert!(exact_num < (h.equity + 1) * PRICE_PRECISION);
+            prop_assert!(h.equity_conservative <= h.equity);
+            prop_assert!(h.maintenance_margin <= h.initial_margin);
+        }
+
+        /// Margin requirements scale with size and never round in the account's favour.
+        #[test]
+        fn margins_round_up(qty in -1_000_000_000i64..1_000_000_000, price in 1u64..1_000_000_000_000) {
+            let h = compute_health(0, 0, &[pos(qty, 0, price, 0)]).unwrap();
+            let exact = (qty.unsigned_abs() as u128) * (price as u128) * 1_000;
+            prop_assert!(h.initial_margin * (PRICE_PRECISION as u128) * 10_000 >= exact);
+        }
+    }
+}

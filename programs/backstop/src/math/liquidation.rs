@@ -1,0 +1,230 @@
+//! Liquidation sizing and pricing (DESIGN §4.1).
+
+use super::fixed::{base_for_notional_ceil, bps_ceil, bps_floor, div_ceil_u128, notional_ceil};
+use super::health::Health;
+use super::safe::{cast, MathError, MathResult, SafeMath};
+use crate::constants::BPS_DENOMINATOR;
+
+/// Market and exchange parameters a liquidation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiquidationParams {
+    pub maintenance_margin_bps: u16,
+    pub liquidation_fee_bps: u16,
+    /// Target after liquidation: equity ≥ MM · (1 + buffer).
+    pub buffer_bps: u16,
+    /// Share of the liquidation fee that goes to the insurance fund.
+    pub insurance_share_bps: u16,
+}
+
+/// Price at which the liquidator takes over the liquidatee's position: the oracle price
+/// moved by the fee in the liquidator's favour. A long is bought from the liquidatee below
+/// the oracle (rounded down), a short above it (rounded up) — both against the liquidatee.
+pub fn liquidation_price(price: u64, fee_bps: u16, liquidatee_is_long: bool) -> MathResult<u64> {
+    let d = BPS_DENOMINATOR as u128;
+    if liquidatee_is_long {
+        cast((price as u128).safe_mul(d.safe_sub(fee_bps as u128)?)? / d)
+    } else {
+        cast(div_ceil_u128(
+            (price as u128).safe_mul(d.safe_add(fee_bps as u128)?)?,
+            d,
+        )?)
+    }
+}
+
+/// Base atoms (absolute) to move from a liquidatee's position of `position_base` in one
+/// market so that afterwards equity ≥ MM · (1 + buffer), assuming the transfer costs the
+/// liquidatee `fee_bps` of the moved notional (0 when `discounted` is false, i.e. when its
+/// equity is already ≤ 0 and the insurance fund pays the liquidator instead).
+///
+/// Derivation, with n the moved notional, E equity, M maintenance margin, m the MM ratio,
+/// f the fee ratio and B = 1 + buffer:  E − n·f ≥ B·(M − n·m)  ⇔  n ≥ (B·M − E)/(B·m − f).
+/// Rounded up, plus a slack for the atoms rounding costs (so the liquidatee ends at or
+/// above target, not one atom short and liquidatable again for dust), capped at the whole
+/// position and at `max_base` (the liquidator's own limit). Returns 0 when the account is
+/// not below target.
+pub fn base_to_liquidate(
+    health: &Health,
+    position_base: i64,
+    price: u64,
+    params: &LiquidationParams,
+    discounted: bool,
+    max_base: u64,
+) -> MathResult<u64> {
+    let d = BPS_DENOMINATOR as i128;
+    let b = d.safe_add(params.buffer_bps as i128)?; // B · 10⁴
+    let fee = if discounted {
+        params.liquidation_fee_bps as i128
+    } else {
+        0
+    };
+    // Numerator and denominator scaled by 10⁴ · 10⁴.
+    let mm: i128 = cast(health.maintenance_margin)?;
+    let gap = b.safe_mul(mm)?.safe_sub(d.safe_mul(health.equity)?)?;
+    if gap <= 0 {
+        return Ok(0);
+    }
+    // Rounding slack: the closing fill's quote and the remaining position's value each
+    // cost the liquidatee < 1 atom, and the remaining MM rounds up by < 1 atom (× B).
+    let need = gap.safe_add(2 * d)?.safe_add(b)?;
+    let per_notional = b
+        .safe_mul(params.maintenance_margin_bps as i128)?
+        .safe_sub(d.safe_mul(fee)?)?;
+    if per_notional <= 0 {
+        // Parameter bounds forbid fee ≥ MM; refuse rather than divide by a non-positive.
+        return Err(MathError::InvalidInput);
+    }
+    let notional = div_ceil_u128(cast(d.safe_mul(need)?)?, cast(per_notional)?)?;
+    let base = base_for_notional_ceil(notional, price)?;
+    let full = position_base.unsigned_abs() as u128;
+    Ok(cast(base.min(full).min(max_base as u128))?)
+}
+
+/// Value of the discount the liquidator receives on `base` atoms: |base| · |P − P_liq|,
+/// rounded up (it is charged against the liquidatee).
+pub fn discount_value(base: u64, price: u64, liquidation_price: u64) -> MathResult<u128> {
+    notional_ceil(cast(base)?, price.abs_diff(liquidation_price))
+}
+
+/// Insurance fund's share of a liquidation discount, owed by the liquidator: rounds up.
+pub fn insurance_share(discount: u128, insurance_share_bps: u16) -> MathResult<u64> {
+    cast(bps_ceil(discount, insurance_share_bps)?)
+}
+
+/// The fee the insurance fund pays a liquidator who takes over an account whose equity is
+/// already ≤ 0 (no discount): the liquidator's share of fee_bps on the moved notional,
+/// rounded down (it is paid *to* the liquidator).
+pub fn insurance_paid_fee(
+    base: u64,
+    price: u64,
+    fee_bps: u16,
+    insurance_share_bps: u16,
+) -> MathResult<u64> {
+    let notional = super::fixed::notional_floor(cast(base)?, price)?;
+    let fee = bps_floor(notional, fee_bps)?;
+    let keeper_share_bps = (BPS_DENOMINATOR as u16).safe_sub(insurance_share_bps)?;
+    cast(bps_floor(fee, keeper_share_bps)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::constants::PRICE_PRECISION;
+    use crate::math::fixed::value_floor;
+    use crate::math::health::{compute_health, PositionMark};
+    use crate::math::trade::{apply_fill, taker_quote};
+    use proptest::prelude::*;
+
+    const P: u64 = PRICE_PRECISION as u64; // 1 quote atom per base atom
+
+    fn params() -> LiquidationParams {
+        LiquidationParams {
+            maintenance_margin_bps: 500,
+            liquidation_fee_bps: 100,
+            buffer_bps: 1_000,
+            insurance_share_bps: 2_000,
+        }
+    }
+
+    fn mark(base: i64, basis: i64, price: u64) -> PositionMark {
+        PositionMark {
+            base_qty: base,
+            quote_basis: basis,
+            price,
+            conf: 0,
+            initial_margin_bps: 1_000,
+            maintenance_margin_bps: 500,
+        }
+    }
+
+    #[test]
+    fn liquidation_price_moves_against_liquidatee() {
+        assert_eq!(liquidation_price(10_000, 100, true).unwrap(), 9_900);
+        assert_eq!(liquidation_price(10_000, 100, false).unwrap(), 10_100);
+        assert_eq!(liquidation_price(1, 100, true).unwrap(), 0);
+        assert_eq!(liquidation_price(1, 100, false).unwrap(), 2);
+    }
+
+    #[test]
+    fn worked_partial_liquidation() {
+        // Long 1_000_000 atoms bought at 1.0, now 0.95: equity 10_000 + (950_000 − 1_000_000)
+        // − ... capital 60_000 → equity 10_000; MM = 5% of 950_000 = 47_500.
+        let h = compute_health(60_000, 0, &[mark(1_000_000, 1_000_000, 95 * P / 100)]).unwrap();
+        assert_eq!(h.equity, 10_000);
+        assert_eq!(h.maintenance_margin, 47_500);
+        let q = base_to_liquidate(&h, 1_000_000, 95 * P / 100, &params(), true, u64::MAX).unwrap();
+        // n ≥ (1.1·47_500 − 10_000 + 3.1 slack)/(1.1·0.05 − 0.01) = 42_253.1/0.045
+        //   = 938_957.8 → 938_958 notional → ⌈938_958 / 0.95⌉ = 988_377 base.
+        assert_eq!(q, 988_377);
+        // After: the liquidatee is at or above target.
+        let px = liquidation_price(95 * P / 100, 100, true).unwrap();
+        let quote = taker_quote(-(q as i64), px).unwrap();
+        let after = apply_fill(1_000_000, 1_000_000, -(q as i64), quote).unwrap();
+        let h2 = compute_health(60_000, after.realized, &[mark(after.base_qty, after.quote_basis, 95 * P / 100)]).unwrap();
+        assert!(h2.equity * 10_000 >= h2.maintenance_margin as i128 * 11_000);
+    }
+
+    #[test]
+    fn healthy_account_needs_nothing() {
+        let h = compute_health(1_000_000, 0, &[mark(1_000, 1_000, P)]).unwrap();
+        assert_eq!(base_to_liquidate(&h, 1_000, P, &params(), true, u64::MAX).unwrap(), 0);
+    }
+
+    #[test]
+    fn underwater_account_is_closed_in_full_and_capped() {
+        let h = compute_health(0, 0, &[mark(1_000, 2_000, P)]).unwrap();
+        assert!(h.equity < 0);
+        assert_eq!(base_to_liquidate(&h, 1_000, P, &params(), false, u64::MAX).unwrap(), 1_000);
+        assert_eq!(base_to_liquidate(&h, 1_000, P, &params(), false, 10).unwrap(), 10);
+    }
+
+    #[test]
+    fn fee_at_mm_is_refused() {
+        let mut p = params();
+        p.liquidation_fee_bps = 600;
+        p.buffer_bps = 0;
+        let h = compute_health(0, 0, &[mark(1_000, 1_000, P)]).unwrap();
+        assert_eq!(base_to_liquidate(&h, 1_000, P, &p, true, u64::MAX), Err(MathError::InvalidInput));
+    }
+
+    #[test]
+    fn insurance_paid_fee_rounds_down() {
+        // notional 1_000, fee 1% = 10, keeper share 80% = 8.
+        assert_eq!(insurance_paid_fee(1_000, P, 100, 2_000).unwrap(), 8);
+        assert_eq!(insurance_share(10, 2_000).unwrap(), 2);
+        assert_eq!(insurance_share(1, 1).unwrap(), 1);
+    }
+
+    proptest! {
+        /// A partial liquidation leaves the liquidatee at or above MM·(1+buffer) whenever it
+        /// does not have to close the whole position.
+        #[test]
+        fn partial_liquidation_reaches_target(
+            size in 1_000i64..1_000_000_000,
+            entry_bps in 9_000u64..11_000,
+            move_bps in 0u64..3_000,
+            equity_share_bps in 1u64..10_000,
+            long in any::<bool>(),
+        ) {
+            let entry = P * entry_bps / 10_000;
+            let base = if long { size } else { -size };
+            let basis = taker_quote(base, entry).unwrap();
+            let price = if long { entry * (10_000 - move_bps) / 10_000 } else { entry * (10_000 + move_bps) / 10_000 };
+            // Capital chosen so that equity lands strictly between 0 and MM.
+            let probe = compute_health(0, 0, &[mark(base, basis, price)]).unwrap();
+            let target_equity = (probe.maintenance_margin as i128 * equity_share_bps as i128 / 10_000).max(1);
+            let capital = (target_equity - probe.equity).max(0) as u64;
+            let h = compute_health(capital, 0, &[mark(base, basis, price)]).unwrap();
+            prop_assume!(h.is_liquidatable().unwrap() && h.equity > 0);
+            let q = base_to_liquidate(&h, base, price, &params(), true, u64::MAX).unwrap();
+            prop_assert!(q > 0);
+            prop_assume!(q < size as u64);
+            let px = liquidation_price(price, 100, long).unwrap();
+            let moved = if long { -(q as i64) } else { q as i64 };
+            let quote = taker_quote(moved, px).unwrap();
+            let after = apply_fill(base, basis, moved, quote).unwrap();
+            let h2 = compute_health(capital, after.realized, &[mark(after.base_qty, after.quote_basis, price)]).unwrap();
+            prop_assert!(h2.equity * 10_000 >= h2.maintenance_margin as i128 * 11_000,
+                "equity {} mm {}", h2.equity, h2.maintenance_margin);
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Trade settlement: quote amounts, fees, price band and risk direction.
+
+use super::fixed::{bps_ceil, div_ceil, notional_ceil};
+use super::safe::{cast, MathError, MathResult, SafeMath};
+use crate::constants::{BPS_DENOMINATOR, PRICE_PRECISION};
+
+/// Change of the taker's quote basis for a fill of `base_qty` (taker side, signed) at
+/// `price`: ⌈base_qty · price⌉, i.e. a buying taker pays the rounding atom and a selling
+/// taker receives one atom less. The maker's basis changes by exactly the negative, so
+/// the trade is zero-sum to the atom.
+pub fn taker_quote(base_qty: i64, price: u64) -> MathResult<i64> {
+    let p: i128 = cast(price)?;
+    cast(div_ceil((base_qty as i128).safe_mul(p)?, PRICE_PRECISION)?)
+}
+
+/// Taker fee on a fill: ⌈|notional| · bps⌉ (owed by the taker, rounds up).
+pub fn taker_fee(base_qty: i64, price: u64, fee_bps: u16) -> MathResult<u64> {
+    cast(bps_ceil(notional_ceil(base_qty, price)?, fee_bps)?)
+}
+
+/// `price` is within `max_deviation_bps` of `oracle_price` (inclusive).
+pub fn within_band(price: u64, oracle_price: u64, max_deviation_bps: u16) -> MathResult<bool> {
+    let diff = price.abs_diff(oracle_price) as u128;
+    Ok(diff.safe_mul(BPS_DENOMINATOR as u128)?
+        <= (oracle_price as u128).safe_mul(max_deviation_bps as u128)?)
+}
+
+/// The position after the fill reduces exposure: strictly smaller in size and not flipped.
+pub fn is_risk_reducing(before: i64, after: i64) -> bool {
+    after.unsigned_abs() < before.unsigned_abs() && (after == 0 || (after > 0) == (before > 0))
+}
+
+/// A position after a fill. When the base goes to zero the remaining basis is realized
+/// into pnl (returned as `realized`) and the slot is freed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillResult {
+    pub base_qty: i64,
+    pub quote_basis: i64,
+    /// Amount to add to the account's pnl (non-zero only when the position closes).
+    pub realized: i64,
+}
+
+/// Applies a fill (`base_delta`, `quote_delta` on this side) to a position.
+pub fn apply_fill(
+    base_qty: i64,
+    quote_basis: i64,
+    base_delta: i64,
+    quote_delta: i64,
+) -> MathResult<FillResult> {
+    let base = base_qty.safe_add(base_delta)?;
+    let basis = quote_basis.safe_add(quote_delta)?;
+    if base == 0 {
+        // Flat: value is 0, so everything left in the basis is realized pnl (−basis).
+        Ok(FillResult {
+            base_qty: 0,
+            quote_basis: 0,
+            realized: 0i64.checked_sub(basis).ok_or(MathError::Overflow)?,
+        })
+    } else {
+        Ok(FillResult {
+            base_qty: base,
+            quote_basis: basis,
+            realized: 0,
+        })
+    }
+}
+
+/// Long open interest contributed by a position (Σ positive base = Σ |negative base| is I2).
+pub fn long_oi(base_qty: i64) -> u64 {
+    if base_qty > 0 {
+        base_qty as u64
+    } else {
+        0
+    }
+}
+
+/// Short open interest contributed by a position.
+pub fn short_oi(base_qty: i64) -> u64 {
+    if base_qty < 0 {
+        base_qty.unsigned_abs()
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const HALF: u64 = (PRICE_PRECISION / 2) as u64;
+
+    #[test]
+    fn taker_pays_the_rounding_atom_both_ways() {
+        assert_eq!(taker_quote(1, HALF).unwrap(), 1); // buys for ⌈0.5⌉
+        assert_eq!(taker_quote(-1, HALF).unwrap(), 0); // sells for ⌊0.5⌋
+        assert_eq!(taker_quote(3, 2 * PRICE_PRECISION as u64).unwrap(), 6);
+    }
+
+    #[test]
+    fn fee_rounds_up() {
+        assert_eq!(taker_fee(1, PRICE_PRECISION as u64, 1).unwrap(), 1);
+        assert_eq!(taker_fee(0, PRICE_PRECISION as u64, 10).unwrap(), 0);
+        assert_eq!(taker_fee(-10_000, PRICE_PRECISION as u64, 10).unwrap(), 10);
+    }
+
+    #[test]
+    fn band_is_inclusive() {
+        assert!(within_band(101, 100, 100).unwrap());
+        assert!(!within_band(102, 100, 100).unwrap());
+        assert!(within_band(99, 100, 100).unwrap());
+        assert!(!within_band(98, 100, 100).unwrap());
+    }
+
+    #[test]
+    fn risk_reduction() {
+        assert!(is_risk_reducing(10, 5));
+        assert!(is_risk_reducing(10, 0));
+        assert!(is_risk_reducing(-10, -1));
+        assert!(!is_risk_reducing(10, -1));
+        assert!(!is_risk_reducing(10, 11));
+        assert!(!is_risk_reducing(0, 0));
+    }
+
+    #[test]
+    fn closing_realizes_the_basis() {
+        // Bought 10 for 1_000, sold 10 for 1_200: +200 realized.
+        let r = apply_fill(10, 1_000, -10, -1_200).unwrap();
+        assert_eq!(r, FillResult { base_qty: 0, quote_basis: 0, realized: 200 });
+    }
+
+    proptest! {
+        /// Σ quote deltas of both sides is zero and each side's rounding is under one atom.
+        #[test]
+        fn fills_are_zero_sum(q in -1_000_000_000_000i64..1_000_000_000_000, p in 1u64..1_000_000_000_000_000) {
+            let taker = taker_quote(q, p).unwrap();
+            let maker = -taker;
+            prop_assert_eq!(taker + maker, 0);
+            let exact = q as i128 * p as i128;
+            prop_assert!(taker as i128 * PRICE_PRECISION >= exact);
+            prop_assert!((taker as i128 - 1) * PRICE_PRECISION < exact);
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Every price the program uses comes through here: owner check, decoding, the market's
+//! oracle address, sign, age and confidence guards, then conversion to fixed point.
+
+use anchor_lang::prelude::*;
+use pyth_solana_receiver_sdk::price_update::{PriceUpdateV2, VerificationLevel};
+
+use crate::error::BackstopError;
+use crate::math::health::{compute_health, Health, PositionMark};
+use crate::math::oracle_price::{self, FixedPrice, RawPrice};
+use crate::state::{MarginAccount, MarketParams, OracleFeed, OracleKind, PerpMarket};
+
+/// Decodes the oracle account of `market` without freshness checks: owner, type, exchange
+/// (for feeds) and feed id (for Pyth).
+pub fn decode_oracle(info: &AccountInfo, market: &PerpMarket) -> Result<RawPrice> {
+    require_keys_eq!(info.key(), market.oracle, BackstopError::WrongOracle);
+    decode_oracle_kind(info, market.oracle_kind, &market.exchange, &market.pyth_feed_id)
+}
+
+/// Decodes an oracle account of the given kind (used by `add_market` before the market
+/// exists, and by `decode_oracle`).
+pub fn decode_oracle_kind(
+    info: &AccountInfo,
+    kind: OracleKind,
+    exchange: &Pubkey,
+    pyth_feed_id: &[u8; 32],
+) -> Result<RawPrice> {
+    match kind {
+        OracleKind::Feed => {
+            require_keys_eq!(*info.owner, crate::ID, BackstopError::OracleWrongOwner);
+            let data = info.try_borrow_data()?;
+            let feed = OracleFeed::try_deserialize(&mut &data[..])
+                .map_err(|_| error!(BackstopError::OracleInvalidData))?;
+            require_keys_eq!(feed.exchange, *exchange, BackstopError::WrongExchange);
+            Ok(RawPrice {
+                price: feed.price,
+                conf: feed.conf,
+                expo: feed.expo,
+                publish_time: feed.publish_time,
+            })
+        }
+        OracleKind::PythPull => {
+            require_keys_eq!(
+                *info.owner,
+                pyth_solana_receiver_sdk::ID,
+                BackstopError::OracleWrongOwner
+            );
+            let data = info.try_borrow_data()?;
+            let update = PriceUpdateV2::try_deserialize(&mut &data[..])
+                .map_err(|_| error!(BackstopError::OracleInvalidData))?;
+            require!(
+                update.verification_level == VerificationLevel::Full,
+                BackstopError::OracleInvalidData
+            );
+            require!(
+                update.price_message.feed_id == *pyth_feed_id,
+                BackstopError::WrongOracle
+            );
+            let m = update.price_message;
+            Ok(RawPrice {
+                price: m.price,
+                conf: m.conf,
+                expo: m.exponent,
+                publish_time: m.publish_time,
+            })
+        }
+    }
+}
+
+/// Reads and guards the market's price at `now`.
+pub fn read_price(
+    info: &AccountInfo,
+    market: &PerpMarket,
+    quote_decimals: u8,
+    now: i64,
+) -> Result<FixedPrice> {
+    let raw = decode_oracle(info, market)?;
+    oracle_price::check(
+        &raw,
+        now,
+        market.params.oracle_max_age_secs,
+        market.params.oracle_max_conf_bps,
+    )
+    .map_err(BackstopError::from)?;
+    oracle_price::to_fixed(&raw, quote_decimals, market.base_decimals)
+        .map_err(|_| error!(BackstopError::OracleUnrepresentable))
+}
+
+/// A market's validated price and risk parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct MarketPrice {
+    pub index: u16,
+    pub price: FixedPrice,
+    pub params: MarketParams,
+}
+
+/// Prices of the markets an instruction needs, loaded once.
+#[derive(Debug, Default)]
+pub struct PriceCache {
+    pub prices: Vec<MarketPrice>,
+}
+
+impl PriceCache {
+    /// Loads (market, oracle) pairs from `accounts`, each market of `exchange`.
+    pub fn load(
+        exchange: &Pubkey,
+        quote_decimals: u8,
+        accounts: &[AccountInfo],
+        now: i64,
+    ) -> Result<Self> {
+        require!(
+            accounts.len() % 2 == 0,
+            BackstopError::InvalidRemainingAccounts
+        );
+        let mut cache = PriceCache::default();
+        for pair in accounts.chunks_exact(2) {
+            let market = load_market(&pair[0], exchange)?;
+            if cache.get(market.index).is_some() {
+                continue;
+            }
+            let price = read_price(&pair[1], &market, quote_decimals, now)?;
+            cache.insert(&market, price);
+        }
+        Ok(cache)
+    }
+
+    pub fn insert(&mut self, market: &PerpMarket, price: FixedPrice) {
+        if self.get(market.index).is_none() {
+            self.prices.push(MarketPrice {
+                index: market.index,
+                price,
+                params: market.params,
+            });
+        }
+    }
+
+    pub fn get(&self, index: u16) -> Option<&MarketPrice> {
+        self.prices.iter().find(|p| p.index == index)
+    }
+
+    /// Marks every open position of `account`; errors if a market's price is missing.
+    pub fn marks(&self, account: &MarginAccount) -> Result<Vec<PositionMark>> {
+        account
+            .positions
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| {
+                let m = self
+                    .get(p.market_index)
+                    .ok_or(BackstopError::MissingMarketAccounts)?;
+                Ok(PositionMark {
+                    base_qty: p.base_qty,
+                    quote_basis: p.quote_basis,
+                    price: m.price.price,
+                    conf: m.price.conf,
+                    initial_margin_bps: m.params.initial_margin_bps,
+                    maintenance_margin_bps: m.params.maintenance_margin_bps,
+                })
+            })
+            .collect()
+    }
+
+    /// Health of `account` at the cached prices.
+    pub fn health(&self, account: &MarginAccount) -> Result<Health> {
+        let marks = self.marks(account)?;
+        Ok(compute_health(account.capital, account.pnl, &marks)?)
+    }
+}
+
+/// Deserializes a `PerpMarket` from an unchecked account (owner + discriminator) and checks
+/// it belongs to `exchange`.
+pub fn load_market(info: &AccountInfo, exchange: &Pubkey) -> Result<PerpMarket> {
+    require_keys_eq!(
+        *info.owner,
+        crate::ID,
+        BackstopError::InvalidRemainingAccounts
+    );
+    let data = info.try_borrow_data()?;
+    let market = PerpMarket::try_deserialize(&mut &data[..])
+        .map_err(|_| error!(BackstopError::InvalidRemainingAccounts))?;
+    require_keys_eq!(market.exchange, *exchange, BackstopError::WrongExchange);
+    Ok(market)
+}
