@@ -109,7 +109,9 @@ pub enum BackstopError {
     LiquidatorBelowInitialMargin,
     #[msg("Oracle kind is not supported")]
     UnsupportedOracleKind,
-    #[msg("Risk-reducing trade would make the account less healthy; trade closer to the oracle price")]
+    #[msg(
+        "Risk-reducing trade would make the account less healthy; trade closer to the oracle price"
+    )]
     HealthDecreased,
     #[msg("A position in this market is required")]
     ZeroSize,

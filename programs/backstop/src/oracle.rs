@@ -13,7 +13,12 @@ use crate::state::{MarginAccount, MarketParams, OracleFeed, OracleKind, PerpMark
 /// (for feeds) and feed id (for Pyth).
 pub fn decode_oracle(info: &AccountInfo, market: &PerpMarket) -> Result<RawPrice> {
     require_keys_eq!(info.key(), market.oracle, BackstopError::WrongOracle);
-    decode_oracle_kind(info, market.oracle_kind, &market.exchange, &market.pyth_feed_id)
+    decode_oracle_kind(
+        info,
+        market.oracle_kind,
+        &market.exchange,
+        &market.pyth_feed_id,
+    )
 }
 
 /// Decodes an oracle account of the given kind (used by `add_market` before the market
@@ -108,7 +113,7 @@ impl PriceCache {
         now: i64,
     ) -> Result<Self> {
         require!(
-            accounts.len() % 2 == 0,
+            accounts.len().is_multiple_of(2),
             BackstopError::InvalidRemainingAccounts
         );
         let mut cache = PriceCache::default();

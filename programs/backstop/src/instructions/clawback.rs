@@ -32,7 +32,10 @@ pub struct Clawback<'info> {
 
 pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
     let accounts = ctx.remaining_accounts;
-    require!(!accounts.is_empty(), BackstopError::InvalidRemainingAccounts);
+    require!(
+        !accounts.is_empty(),
+        BackstopError::InvalidRemainingAccounts
+    );
     let now = now()?;
     let a = ctx.accounts;
     let key = a.exchange.key();
@@ -52,7 +55,10 @@ pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         require!(info.is_writable, BackstopError::AccountNotWritable);
         let mut acct = Account::<MarginAccount>::try_from(info)?;
         require_keys_eq!(acct.exchange, key, BackstopError::WrongExchange);
-        require!(acct.clawback.tally_round == round, BackstopError::NotTallied);
+        require!(
+            acct.clawback.tally_round == round,
+            BackstopError::NotTallied
+        );
         require!(
             acct.clawback.applied_round != round,
             BackstopError::AlreadyClawedBack

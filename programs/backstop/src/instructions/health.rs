@@ -25,7 +25,7 @@ pub fn handler<'info>(ctx: Context<'info, Health<'info>>) -> Result<HealthReport
         now()?,
     )?;
     let h = cache.health(&ctx.accounts.margin_account)?;
-    Ok(HealthReport {
+    let report = HealthReport {
         equity: h.equity,
         equity_conservative: h.equity_conservative,
         unrealized: h.unrealized,
@@ -35,5 +35,19 @@ pub fn handler<'info>(ctx: Context<'info, Health<'info>>) -> Result<HealthReport
         open_positions: h.open_positions,
         liquidatable: h.is_liquidatable()?,
         bankrupt: h.is_bankrupt(),
-    })
+    };
+    mirror_return_data_in_native_hosts(&report)?;
+    Ok(report)
+}
+
+/// Anchor returns `report` through `solana-cpi`'s `set_return_data`, which is a no-op
+/// when the program is compiled for the host (it only calls the syscall on SBF). Native
+/// hosts (LiteSVM, the localnet validator with the builtin) would see no return data, so
+/// off SBF the same bytes also go through the syscall stubs. On SBF this compiles to
+/// nothing and Anchor's own call is the only one.
+fn mirror_return_data_in_native_hosts(report: &HealthReport) -> Result<()> {
+    #[cfg(not(target_os = "solana"))]
+    anchor_lang::compat::solana_sysvar::program_stubs::sol_set_return_data(&borsh::to_vec(report)?);
+    let _ = report;
+    Ok(())
 }

@@ -3,7 +3,9 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::accounting::{check_invariants, close_epoch, transfer_from_exchange, transfer_from_user};
+use crate::accounting::{
+    check_invariants, close_epoch, transfer_from_exchange, transfer_from_user,
+};
 use crate::error::BackstopError;
 use crate::events::{DeficitCovered, InsuranceContributed, InsuranceWithdrawn, SurplusSwept};
 use crate::math::safe::SafeMath;

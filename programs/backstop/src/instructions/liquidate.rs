@@ -146,7 +146,12 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     if discounted {
         let discount = discount_value(base, oracle.price, px)?;
         insurance_fee = insurance_share(discount, params.insurance_share_bps)?;
-        liqor.add_pnl(-cast::<u64, i64>(insurance_fee)?, &mut ex.total_pnl, now, warmup)?;
+        liqor.add_pnl(
+            -cast::<u64, i64>(insurance_fee)?,
+            &mut ex.total_pnl,
+            now,
+            warmup,
+        )?;
         ex.vault_balance = ex.vault_balance.safe_sub(insurance_fee)?;
         ex.insurance_balance = ex.insurance_balance.safe_add(insurance_fee)?;
         transfer_from_exchange(
@@ -154,7 +159,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
             &a.vault,
             a.insurance_vault.to_account_info(),
             exchange_info.clone(),
-        &seeds,
+            &seeds,
             insurance_fee,
         )?;
     } else {
@@ -173,7 +178,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
             &a.insurance_vault,
             a.vault.to_account_info(),
             exchange_info.clone(),
-        &seeds,
+            &seeds,
             insurance_paid,
         )?;
     }

@@ -39,7 +39,10 @@ pub fn create_oracle_feed(
     conf: u64,
 ) -> Result<()> {
     validate_price(price, conf)?;
-    require!(expo.abs() <= MAX_ORACLE_EXPO, BackstopError::InvalidParameter);
+    require!(
+        expo.abs() <= MAX_ORACLE_EXPO,
+        BackstopError::InvalidParameter
+    );
     let clock = Clock::get()?;
     let exchange = &mut ctx.accounts.exchange;
     let index = exchange.num_oracle_feeds;

@@ -30,12 +30,7 @@ pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
     let key = ctx.accounts.exchange.key();
     let ex: &mut Exchange = &mut ctx.accounts.exchange;
     let acct = &mut ctx.accounts.margin_account;
-    let cache = PriceCache::load(
-        &key,
-        ex.collateral_decimals,
-        ctx.remaining_accounts,
-        now,
-    )?;
+    let cache = PriceCache::load(&key, ex.collateral_decimals, ctx.remaining_accounts, now)?;
     let warmup = ex.params.pnl_warmup_secs;
     let mut marked: i64 = 0;
     for i in 0..acct.positions.len() {

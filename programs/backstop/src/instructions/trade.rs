@@ -76,7 +76,10 @@ fn check_side(before: &Health, after: &Health, base_before: i64, base_after: i64
 }
 
 pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u64) -> Result<()> {
-    require!(base_qty != 0 && base_qty != i64::MIN, BackstopError::ZeroAmount);
+    require!(
+        base_qty != 0 && base_qty != i64::MIN,
+        BackstopError::ZeroAmount
+    );
     require!(price > 0, BackstopError::ZeroAmount);
     let now = now()?;
     let a = ctx.accounts;
@@ -91,7 +94,11 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         now,
     )?;
     require!(
-        within_band(price, oracle_price.price, market.params.max_trade_deviation_bps)?,
+        within_band(
+            price,
+            oracle_price.price,
+            market.params.max_trade_deviation_bps
+        )?,
         BackstopError::PriceOutsideBand
     );
     let mut cache = PriceCache::load(

@@ -148,10 +148,14 @@ pub fn allocate(
     let profit_total = accounts
         .iter()
         .try_fold(0u128, |acc, (p, _)| acc.safe_add(p.weight))?;
-    let (basis, pick): (Basis, fn(&(Weight, Weight)) -> Weight) = if profit_total > 0 {
-        (Basis::Profit, |a| a.0)
+    let basis = if profit_total > 0 {
+        Basis::Profit
     } else {
-        (Basis::Capital, |a| a.1)
+        Basis::Capital
+    };
+    let pick = |a: &(Weight, Weight)| match basis {
+        Basis::Profit => a.0,
+        Basis::Capital => a.1,
     };
     let total_weight = accounts
         .iter()

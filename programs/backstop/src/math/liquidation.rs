@@ -76,7 +76,7 @@ pub fn base_to_liquidate(
     let notional = div_ceil_u128(cast(d.safe_mul(need)?)?, cast(per_notional)?)?;
     let base = base_for_notional_ceil(notional, price)?;
     let full = position_base.unsigned_abs() as u128;
-    Ok(cast(base.min(full).min(max_base as u128))?)
+    cast(base.min(full).min(max_base as u128))
 }
 
 /// Value of the discount the liquidator receives on `base` atoms: |base| · |P − P_liq|,
@@ -109,7 +109,6 @@ pub fn insurance_paid_fee(
 mod tests {
     use super::*;
     use crate::constants::PRICE_PRECISION;
-    use crate::math::fixed::value_floor;
     use crate::math::health::{compute_health, PositionMark};
     use crate::math::trade::{apply_fill, taker_quote};
     use proptest::prelude::*;
@@ -159,22 +158,36 @@ mod tests {
         let px = liquidation_price(95 * P / 100, 100, true).unwrap();
         let quote = taker_quote(-(q as i64), px).unwrap();
         let after = apply_fill(1_000_000, 1_000_000, -(q as i64), quote).unwrap();
-        let h2 = compute_health(60_000, after.realized, &[mark(after.base_qty, after.quote_basis, 95 * P / 100)]).unwrap();
+        let h2 = compute_health(
+            60_000,
+            after.realized,
+            &[mark(after.base_qty, after.quote_basis, 95 * P / 100)],
+        )
+        .unwrap();
         assert!(h2.equity * 10_000 >= h2.maintenance_margin as i128 * 11_000);
     }
 
     #[test]
     fn healthy_account_needs_nothing() {
         let h = compute_health(1_000_000, 0, &[mark(1_000, 1_000, P)]).unwrap();
-        assert_eq!(base_to_liquidate(&h, 1_000, P, &params(), true, u64::MAX).unwrap(), 0);
+        assert_eq!(
+            base_to_liquidate(&h, 1_000, P, &params(), true, u64::MAX).unwrap(),
+            0
+        );
     }
 
     #[test]
     fn underwater_account_is_closed_in_full_and_capped() {
         let h = compute_health(0, 0, &[mark(1_000, 2_000, P)]).unwrap();
         assert!(h.equity < 0);
-        assert_eq!(base_to_liquidate(&h, 1_000, P, &params(), false, u64::MAX).unwrap(), 1_000);
-        assert_eq!(base_to_liquidate(&h, 1_000, P, &params(), false, 10).unwrap(), 10);
+        assert_eq!(
+            base_to_liquidate(&h, 1_000, P, &params(), false, u64::MAX).unwrap(),
+            1_000
+        );
+        assert_eq!(
+            base_to_liquidate(&h, 1_000, P, &params(), false, 10).unwrap(),
+            10
+        );
     }
 
     #[test]
@@ -183,7 +196,10 @@ mod tests {
         p.liquidation_fee_bps = 600;
         p.buffer_bps = 0;
         let h = compute_health(0, 0, &[mark(1_000, 1_000, P)]).unwrap();
-        assert_eq!(base_to_liquidate(&h, 1_000, P, &p, true, u64::MAX), Err(MathError::InvalidInput));
+        assert_eq!(
+            base_to_liquidate(&h, 1_000, P, &p, true, u64::MAX),
+            Err(MathError::InvalidInput)
+        );
     }
 
     #[test]

@@ -30,7 +30,12 @@ pub struct FixedPrice {
 
 /// Checks sign, age and confidence (DESIGN §7): price > 0, `now − publish_time ≤
 /// max_age_secs`, `conf / price ≤ max_conf_bps`.
-pub fn check(raw: &RawPrice, now: i64, max_age_secs: u32, max_conf_bps: u16) -> Result<(), Rejection> {
+pub fn check(
+    raw: &RawPrice,
+    now: i64,
+    max_age_secs: u32,
+    max_conf_bps: u16,
+) -> Result<(), Rejection> {
     if raw.price <= 0 {
         return Err(Rejection::NonPositive);
     }
@@ -54,13 +59,17 @@ pub fn to_fixed(raw: &RawPrice, quote_decimals: u8, base_decimals: u8) -> MathRe
     }
     let shift = raw.expo + quote_decimals as i32 - base_decimals as i32 + PRICE_DECIMALS as i32;
     let (price, conf) = if shift >= 0 {
-        let m = 10u128.checked_pow(shift as u32).ok_or(MathError::Overflow)?;
+        let m = 10u128
+            .checked_pow(shift as u32)
+            .ok_or(MathError::Overflow)?;
         (
             (raw.price as u128).safe_mul(m)?,
             (raw.conf as u128).safe_mul(m)?,
         )
     } else {
-        let d = 10u128.checked_pow((-shift) as u32).ok_or(MathError::Overflow)?;
+        let d = 10u128
+            .checked_pow((-shift) as u32)
+            .ok_or(MathError::Overflow)?;
         ((raw.price as u128) / d, (raw.conf as u128).div_ceil(d))
     };
     if price == 0 || price > MAX_PRICE as u128 {
@@ -77,7 +86,12 @@ mod tests {
     use super::*;
 
     fn raw(price: i64, conf: u64, expo: i32, t: i64) -> RawPrice {
-        RawPrice { price, conf, expo, publish_time: t }
+        RawPrice {
+            price,
+            conf,
+            expo,
+            publish_time: t,
+        }
     }
 
     #[test]
@@ -99,11 +113,23 @@ mod tests {
 
     #[test]
     fn guards() {
-        assert_eq!(check(&raw(0, 0, 0, 100), 100, 10, 100), Err(Rejection::NonPositive));
-        assert_eq!(check(&raw(-5, 0, 0, 100), 100, 10, 100), Err(Rejection::NonPositive));
-        assert_eq!(check(&raw(5, 0, 0, 100), 111, 10, 100), Err(Rejection::Stale));
+        assert_eq!(
+            check(&raw(0, 0, 0, 100), 100, 10, 100),
+            Err(Rejection::NonPositive)
+        );
+        assert_eq!(
+            check(&raw(-5, 0, 0, 100), 100, 10, 100),
+            Err(Rejection::NonPositive)
+        );
+        assert_eq!(
+            check(&raw(5, 0, 0, 100), 111, 10, 100),
+            Err(Rejection::Stale)
+        );
         assert_eq!(check(&raw(5, 0, 0, 100), 110, 10, 100), Ok(()));
-        assert_eq!(check(&raw(10_000, 101, 0, 0), 0, 10, 100), Err(Rejection::ConfidenceTooWide));
+        assert_eq!(
+            check(&raw(10_000, 101, 0, 0), 0, 10, 100),
+            Err(Rejection::ConfidenceTooWide)
+        );
         assert_eq!(check(&raw(10_000, 100, 0, 0), 0, 10, 100), Ok(()));
     }
 

@@ -126,7 +126,14 @@ mod tests {
     fn closing_realizes_the_basis() {
         // Bought 10 for 1_000, sold 10 for 1_200: +200 realized.
         let r = apply_fill(10, 1_000, -10, -1_200).unwrap();
-        assert_eq!(r, FillResult { base_qty: 0, quote_basis: 0, realized: 200 });
+        assert_eq!(
+            r,
+            FillResult {
+                base_qty: 0,
+                quote_basis: 0,
+                realized: 200
+            }
+        );
     }
 
     proptest! {

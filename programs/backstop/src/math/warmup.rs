@@ -28,9 +28,10 @@ impl WarmupSchedule {
         if warmup_secs == 0 {
             return Ok(positive_pnl);
         }
-        let elapsed = now.saturating_sub(self.started_at).clamp(0, warmup_secs as i64) as u128;
-        let linear: u64 =
-            cast((self.base as u128).safe_mul(elapsed)? / warmup_secs as u128)?;
+        let elapsed = now
+            .saturating_sub(self.started_at)
+            .clamp(0, warmup_secs as i64) as u128;
+        let linear: u64 = cast((self.base as u128).safe_mul(elapsed)? / warmup_secs as u128)?;
         let total = self.carry.safe_add(linear)?;
         Ok(total.saturating_sub(self.converted).min(positive_pnl))
     }
@@ -46,7 +47,9 @@ impl WarmupSchedule {
         if old_positive == new_positive {
             return Ok(());
         }
-        let vested = self.vested(old_positive, now, warmup_secs)?.min(new_positive);
+        let vested = self
+            .vested(old_positive, now, warmup_secs)?
+            .min(new_positive);
         *self = WarmupSchedule {
             started_at: now,
             base: new_positive.safe_sub(vested)?,

@@ -5,7 +5,9 @@ use crate::error::BackstopError;
 use crate::math::safe::{cast, SafeMath};
 use crate::math::warmup::WarmupSchedule;
 
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
 pub struct Position {
     pub market_index: u16,
     pub active: bool,
@@ -15,7 +17,9 @@ pub struct Position {
     pub quote_basis: i64,
 }
 
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
 pub struct Warmup {
     pub started_at: i64,
     pub base: u64,
@@ -46,7 +50,9 @@ impl From<WarmupSchedule> for Warmup {
 }
 
 /// Clawback bookkeeping: the current round's tally and the last receipt.
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace)]
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
 pub struct ClawbackRecord {
     /// Round (exchange `round_seq`) this account was last tallied in.
     pub tally_round: u64,

@@ -3,7 +3,10 @@ use proptest::prelude::*;
 
 fn profit(w: u64) -> (Weight, Weight) {
     (
-        Weight { weight: w as u128, cap: w },
+        Weight {
+            weight: w as u128,
+            cap: w,
+        },
         capital_weight(1_000_000),
     )
 }
@@ -13,9 +16,18 @@ fn two_winners_pay_pro_rata() {
     // Deficit 300 over winners with 1_000 and 2_000 of positive PnL: r = 0.1.
     let a = allocate(300, &[profit(1_000), profit(2_000), profit(0)], 10_000).unwrap();
     assert_eq!(a.basis, Basis::Profit);
-    assert_eq!(a.rate, Rate { num: 300, den: 3_000 });
+    assert_eq!(
+        a.rate,
+        Rate {
+            num: 300,
+            den: 3_000
+        }
+    );
     assert_eq!(a.charges, vec![100, 200, 0]);
-    assert_eq!((a.to_deficit, a.to_insurance, a.remaining_deficit), (300, 0, 0));
+    assert_eq!(
+        (a.to_deficit, a.to_insurance, a.remaining_deficit),
+        (300, 0, 0)
+    );
 }
 
 #[test]
@@ -30,7 +42,13 @@ fn rounding_excess_goes_to_insurance() {
 fn rate_cap_leaves_deficit_for_next_round() {
     // Cap 50%: weights 1_000 → at most 500 collected of a 800 deficit.
     let a = allocate(800, &[profit(1_000)], 5_000).unwrap();
-    assert_eq!(a.rate, Rate { num: 5_000, den: 10_000 });
+    assert_eq!(
+        a.rate,
+        Rate {
+            num: 5_000,
+            den: 10_000
+        }
+    );
     assert_eq!(a.charges, vec![500]);
     assert_eq!(a.remaining_deficit, 300);
 }
@@ -66,8 +84,20 @@ fn leverage_weighting_charges_levered_winners_more_but_caps_at_profit() {
     // Same profit 1_000; one at 1x notional/equity, one at 9x.
     let low = profit_weight(Policy::LeverageWeighted, 1_000, 0, 2_000, 2_000).unwrap();
     let high = profit_weight(Policy::LeverageWeighted, 1_000, 0, 18_000, 2_000).unwrap();
-    assert_eq!(low, Weight { weight: 2_000, cap: 1_000 });
-    assert_eq!(high, Weight { weight: 10_000, cap: 1_000 });
+    assert_eq!(
+        low,
+        Weight {
+            weight: 2_000,
+            cap: 1_000
+        }
+    );
+    assert_eq!(
+        high,
+        Weight {
+            weight: 10_000,
+            cap: 1_000
+        }
+    );
     let rate = round_rate(1_200, 12_000, 10_000).unwrap();
     assert_eq!(charge(low, rate).unwrap(), 200);
     assert_eq!(charge(high, rate).unwrap(), 1_000);
@@ -82,7 +112,10 @@ fn positive_pnl_uses_unrealized() {
 fn population() -> impl Strategy<Value = (u64, Vec<u64>, u16)> {
     (
         0u64..10_000_000_000,
-        prop::collection::vec(prop_oneof![Just(0u64), 0u64..1_000, 0u64..10_000_000_000], 1..60),
+        prop::collection::vec(
+            prop_oneof![Just(0u64), 0u64..1_000, 0u64..10_000_000_000],
+            1..60,
+        ),
         1u16..=10_000,
     )
 }

@@ -1,0 +1,10 @@
+//! Backstop client library: PDA derivation, one builder per instruction, account
+//! decoding and the `(market, oracle)` remaining-account lists the program expects.
+//!
+//! No math of its own: health and allocation come from `backstop::math`.
+
+pub mod decode;
+pub mod ix;
+pub mod pda;
+
+pub use backstop::ID as PROGRAM_ID;
