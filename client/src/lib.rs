@@ -3,6 +3,7 @@
 //!
 //! No math of its own: health and allocation come from `backstop::math`.
 
+pub mod batch;
 pub mod decode;
 pub mod ix;
 pub mod pda;

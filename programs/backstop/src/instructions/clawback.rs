@@ -14,8 +14,10 @@ use crate::state::{ClawbackBasis, EpochPhase, Exchange, MarginAccount};
 /// part of a charge beyond the remaining deficit (rounding up leaves < 1 atom per account)
 /// moves to the insurance fund. When the last account is applied the round ends.
 ///
-/// Remaining accounts: writable margin accounts. Batch size: about 26 accounts in a legacy
-/// transaction (no market accounts are needed), or 64 − 7 fixed = 57 with a lookup table.
+/// Remaining accounts: writable margin accounts (no prices needed). Batch size: 26 accounts
+/// in a legacy transaction with the compute-budget pair (33 bytes each, measured by
+/// `documented_batch_limits_are_the_measured_ones`), or 64 − 7 fixed = 57 with an address
+/// lookup table, compute permitting.
 #[derive(Accounts)]
 pub struct Clawback<'info> {
     #[account(
