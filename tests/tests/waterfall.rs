@@ -639,6 +639,6 @@ fn documented_batch_limits_are_the_measured_ones() {
     assert_eq!((tally1, tally2, claw), (27, 25, 26));
     // Our size model agrees with the real serializer.
     let i = ix::tally(&ex_keys.exchange, &accounts[..10], &two);
-    let tx = solana_sdk::transaction::Transaction::new_with_payer(&[i.clone()], Some(&payer));
+    let tx = solana_sdk::transaction::Transaction::new_with_payer(std::slice::from_ref(&i), Some(&payer));
     assert_eq!(legacy_tx_size(&payer, &[i]), bincode_size(&tx));
 }
