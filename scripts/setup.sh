@@ -4,8 +4,9 @@ set -euo pipefail
 
 need_apt=()
 # The agave test validator (localnet) bundles RocksDB, whose bindgen needs libclang.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
-  need_apt+=(libclang-dev)
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
+  dpkg -s protobuf-compiler >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 fi
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)

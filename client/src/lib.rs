@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod decode;
+pub mod events;
 pub mod ix;
 pub mod pda;
 

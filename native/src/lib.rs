@@ -32,6 +32,20 @@ fn inner() -> &'static dyn v4::SyscallStubs {
         .as_ref()
 }
 
+/// program-test's stubs leave `sol_log_data` at the trait default, which prints to stdout,
+/// so events would never reach the transaction log. Route them through `sol_log`, which
+/// program-test does write into the host's log collector: the line reads
+/// `Program log: Program data: <base64>…` (on SBF it is `Program data: …`);
+/// `backstop_client::events` decodes both.
+fn log_data(fields: &[&[u8]]) {
+    use base64::Engine;
+    let encoded: Vec<String> = fields
+        .iter()
+        .map(|f| base64::engine::general_purpose::STANDARD.encode(f))
+        .collect();
+    inner().sol_log(&format!("Program data: {}", encoded.join(" ")));
+}
+
 /// Serves `solana-sysvar` 3.1.1 callers (Anchor) from program-test's stubs.
 struct V3Bridge;
 /// Serves `solana-sysvar` 4.x callers from the same stubs after we took them out.
@@ -106,7 +120,7 @@ macro_rules! forward_common {
             inner().sol_set_return_data(data)
         }
         fn sol_log_data(&self, fields: &[&[u8]]) {
-            inner().sol_log_data(fields)
+            log_data(fields)
         }
         fn sol_get_processed_sibling_instruction(&self, index: usize) -> Option<Instruction> {
             inner().sol_get_processed_sibling_instruction(index)

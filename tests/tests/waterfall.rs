@@ -639,6 +639,94 @@ fn documented_batch_limits_are_the_measured_ones() {
     assert_eq!((tally1, tally2, claw), (27, 25, 26));
     // Our size model agrees with the real serializer.
     let i = ix::tally(&ex_keys.exchange, &accounts[..10], &two);
-    let tx = solana_sdk::transaction::Transaction::new_with_payer(std::slice::from_ref(&i), Some(&payer));
+    let tx = solana_sdk::transaction::Transaction::new_with_payer(
+        std::slice::from_ref(&i),
+        Some(&payer),
+    );
     assert_eq!(legacy_tx_size(&payer, &[i]), bincode_size(&tx));
+}
+
+#[test]
+fn every_step_emits_its_event_and_charges_match_receipts() {
+    use backstop_client::events::{parse_logs, Event};
+    let Crash {
+        mut ex,
+        w1,
+        w2,
+        keeper,
+        loser,
+        ..
+    } = crash_population(default_exchange_params());
+    ex.set_price(0, 85.0);
+    let meta = ex.liquidate(&keeper, &loser.margin, 0, u64::MAX).unwrap();
+    let evs = parse_logs(&meta.logs);
+    assert!(
+        matches!(&evs[..], [Event::Liquidated(l)] if l.insurance_paid == 68 * USDC && l.base_qty == 100 * BASE as u64)
+    );
+    let meta = ex.resolve_bankruptcy(&loser.margin).unwrap();
+    let evs = parse_logs(&meta.logs);
+    let names: Vec<&str> = evs.iter().map(|e| e.name()).collect();
+    assert_eq!(names, ["EpochOpened", "BankruptcyResolved"]);
+    let Event::BankruptcyResolved(b) = &evs[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            b.shortfall,
+            b.capital_consumed,
+            b.insurance_paid,
+            b.deficit_added
+        ),
+        (410 * USDC, 1_100 * USDC, 42 * USDC, 368 * USDC)
+    );
+    ex.begin_clawback().unwrap();
+    let all = ex.live_accounts();
+    let meta = ex.tally(&all).unwrap();
+    assert_eq!(
+        parse_logs(&meta.logs).len(),
+        all.len(),
+        "one TallyRecorded per account"
+    );
+    let meta = ex.finalize_tally().unwrap();
+    let [Event::TallyFinalized(f)] = &parse_logs(&meta.logs)[..] else {
+        panic!("TallyFinalized")
+    };
+    assert_eq!(
+        (f.rate_num, f.rate_den, f.total_weight),
+        (
+            368 * USDC as u128,
+            1_568 * USDC as u128,
+            1_568 * USDC as u128
+        )
+    );
+    let meta = ex.clawback(&[w1.margin, w2.margin, keeper.margin]).unwrap();
+    let evs = parse_logs(&meta.logs);
+    let mut charged = 0;
+    for e in &evs {
+        if let Event::ClawbackApplied(c) = e {
+            // Anyone can recompute their own charge from the event: ⌈w·num/den⌉.
+            assert_eq!(
+                c.amount as u128,
+                (c.weight * c.rate_num).div_ceil(c.rate_den)
+            );
+            let receipt = ex.account_at(&c.account).clawback;
+            assert_eq!(
+                (receipt.last_amount, receipt.last_weight),
+                (c.amount, c.weight)
+            );
+            charged += c.amount;
+        }
+    }
+    assert_eq!(charged, 368 * USDC + 1);
+    let names: Vec<&str> = evs.iter().map(|e| e.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "ClawbackApplied",
+            "ClawbackApplied",
+            "ClawbackApplied",
+            "RoundEnded",
+            "EpochClosed"
+        ]
+    );
 }

@@ -69,7 +69,7 @@ pub fn check_books(ex: &Exchange) -> Result<()> {
         .safe_add(ex.total_pnl)?
         .safe_sub(ex.total_basis)?;
     if lhs != rhs {
-        msg!(
+        crate::log!(
             "I1 violated: vault {} + deficit {} != capital {} + pnl {} - basis {}",
             ex.vault_balance,
             ex.deficit,
@@ -117,7 +117,7 @@ pub fn check_zero_sum(market: &PerpMarket) -> Result<()> {
 /// Deficit is zero: the epoch closes and the exchange returns to `Normal`.
 pub fn close_epoch(ex: &mut Exchange, exchange_key: Pubkey) {
     let e = &mut ex.epoch;
-    emit!(EpochClosed {
+    crate::events::emit(EpochClosed {
         exchange: exchange_key,
         epoch_id: e.epoch_id,
         rounds: e.rounds_in_epoch,
@@ -137,7 +137,7 @@ pub fn close_epoch(ex: &mut Exchange, exchange_key: Pubkey) {
 /// with a cooldown before the next round.
 pub fn end_round(ex: &mut Exchange, exchange_key: Pubkey, now: i64) -> Result<()> {
     let cooldown_until = now.safe_add(ex.params.round_cooldown_secs as i64)?;
-    emit!(RoundEnded {
+    crate::events::emit(RoundEnded {
         exchange: exchange_key,
         epoch_id: ex.epoch.epoch_id,
         round: ex.epoch.round_seq,

@@ -3,6 +3,7 @@
 use anchor_lang::prelude::*;
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeInitialized {
     pub exchange: Pubkey,
     pub admin: Pubkey,
@@ -12,17 +13,20 @@ pub struct ExchangeInitialized {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeParamsUpdated {
     pub exchange: Pubkey,
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PausedSet {
     pub exchange: Pubkey,
     pub flags: u8,
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketAdded {
     pub exchange: Pubkey,
     pub market: Pubkey,
@@ -31,18 +35,21 @@ pub struct MarketAdded {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketParamsUpdated {
     pub market: Pubkey,
     pub paused: bool,
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OracleFeedCreated {
     pub feed: Pubkey,
     pub authority: Pubkey,
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OraclePriceSet {
     pub feed: Pubkey,
     pub price: i64,
@@ -52,6 +59,7 @@ pub struct OraclePriceSet {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarginAccountCreated {
     pub exchange: Pubkey,
     pub account: Pubkey,
@@ -59,6 +67,7 @@ pub struct MarginAccountCreated {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarginAccountClosed {
     pub exchange: Pubkey,
     pub account: Pubkey,
@@ -66,6 +75,7 @@ pub struct MarginAccountClosed {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deposited {
     pub account: Pubkey,
     pub amount: u64,
@@ -73,6 +83,7 @@ pub struct Deposited {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Withdrawn {
     pub account: Pubkey,
     pub amount: u64,
@@ -80,6 +91,7 @@ pub struct Withdrawn {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TradeFilled {
     pub market_index: u16,
     pub taker: Pubkey,
@@ -94,6 +106,7 @@ pub struct TradeFilled {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PnlSettled {
     pub account: Pubkey,
     pub marked: i64,
@@ -104,6 +117,7 @@ pub struct PnlSettled {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsuranceContributed {
     pub exchange: Pubkey,
     pub contributor: Pubkey,
@@ -112,6 +126,7 @@ pub struct InsuranceContributed {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InsuranceWithdrawn {
     pub exchange: Pubkey,
     pub amount: u64,
@@ -119,6 +134,7 @@ pub struct InsuranceWithdrawn {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Liquidated {
     pub market_index: u16,
     pub liquidator: Pubkey,
@@ -138,6 +154,7 @@ pub struct Liquidated {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BankruptcyResolved {
     pub account: Pubkey,
     pub owner: Pubkey,
@@ -154,6 +171,7 @@ pub struct BankruptcyResolved {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochOpened {
     pub exchange: Pubkey,
     pub epoch_id: u64,
@@ -162,6 +180,7 @@ pub struct EpochOpened {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundStarted {
     pub exchange: Pubkey,
     pub epoch_id: u64,
@@ -172,6 +191,7 @@ pub struct RoundStarted {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TallyRecorded {
     pub account: Pubkey,
     pub round: u64,
@@ -181,6 +201,7 @@ pub struct TallyRecorded {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TallyFinalized {
     pub exchange: Pubkey,
     pub epoch_id: u64,
@@ -195,6 +216,7 @@ pub struct TallyFinalized {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClawbackApplied {
     pub account: Pubkey,
     pub owner: Pubkey,
@@ -212,6 +234,7 @@ pub struct ClawbackApplied {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoundEnded {
     pub exchange: Pubkey,
     pub epoch_id: u64,
@@ -223,6 +246,7 @@ pub struct RoundEnded {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeficitCovered {
     pub exchange: Pubkey,
     pub payer: Pubkey,
@@ -231,6 +255,7 @@ pub struct DeficitCovered {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EpochClosed {
     pub exchange: Pubkey,
     pub epoch_id: u64,
@@ -241,6 +266,7 @@ pub struct EpochClosed {
 }
 
 #[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SurplusSwept {
     pub exchange: Pubkey,
     pub vault_surplus: u64,
@@ -259,4 +285,36 @@ pub struct HealthReport {
     pub open_positions: u8,
     pub liquidatable: bool,
     pub bankrupt: bool,
+}
+
+/// Emits `event` as "Program data: <base64>" in the transaction log, like `emit!`.
+///
+/// Anchor 1.2.2's `sol_log_data` is a no-op when the program is compiled for the host, so
+/// in native hosts (LiteSVM, the localnet validator with the builtin) `emit!` events would
+/// vanish. Off SBF this goes through the syscall stubs, which write into the host's real
+/// transaction log; on SBF it is exactly `emit!`. Every event in the program goes through
+/// here.
+pub fn emit<E: anchor_lang::Event>(event: E) {
+    let data = event.data();
+    #[cfg(target_os = "solana")]
+    anchor_lang::solana_program::log::sol_log_data(&[&data]);
+    #[cfg(not(target_os = "solana"))]
+    anchor_lang::compat::solana_sysvar::program_stubs::sol_log_data(&[&data]);
+}
+
+/// Writes "Program log: <message>" into the transaction log (see [`emit`] for why `msg!`
+/// is not enough in native hosts: off SBF it prints to stdout instead).
+pub fn log(message: &str) {
+    #[cfg(target_os = "solana")]
+    anchor_lang::prelude::msg!("{}", message);
+    #[cfg(not(target_os = "solana"))]
+    anchor_lang::compat::solana_sysvar::program_stubs::sol_log(message);
+}
+
+/// `msg!`-style formatting into the transaction log, in every host.
+#[macro_export]
+macro_rules! log {
+    ($($arg:tt)*) => {
+        $crate::events::log(&format!($($arg)*))
+    };
 }

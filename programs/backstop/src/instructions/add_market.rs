@@ -69,7 +69,7 @@ pub fn handler(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
         reserved: [0; 32],
     });
     exchange.num_markets = index.checked_add(1).ok_or(BackstopError::MathOverflow)?;
-    emit!(MarketAdded {
+    crate::events::emit(MarketAdded {
         exchange: exchange_key,
         market: ctx.accounts.market.key(),
         index,

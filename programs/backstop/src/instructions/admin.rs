@@ -19,7 +19,7 @@ pub struct UpdateExchange<'info> {
 pub fn update_exchange_params(ctx: Context<UpdateExchange>, params: ExchangeParams) -> Result<()> {
     params.validate()?;
     ctx.accounts.exchange.params = params;
-    emit!(ExchangeParamsUpdated {
+    crate::events::emit(ExchangeParamsUpdated {
         exchange: ctx.accounts.exchange.key(),
     });
     Ok(())
@@ -29,7 +29,7 @@ pub fn update_exchange_params(ctx: Context<UpdateExchange>, params: ExchangePara
 pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
     require!(flags & !PAUSE_ALL == 0, BackstopError::InvalidParameter);
     ctx.accounts.exchange.paused = flags;
-    emit!(PausedSet {
+    crate::events::emit(PausedSet {
         exchange: ctx.accounts.exchange.key(),
         flags,
     });
@@ -55,7 +55,7 @@ pub fn update_market_params(
     let market = &mut ctx.accounts.market;
     market.params = params;
     market.paused = paused;
-    emit!(MarketParamsUpdated {
+    crate::events::emit(MarketParamsUpdated {
         market: market.key(),
         paused,
     });

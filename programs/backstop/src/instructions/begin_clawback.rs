@@ -53,7 +53,7 @@ pub fn handler(ctx: Context<BeginClawback>) -> Result<()> {
     e.applied = 0;
     e.round_charged = 0;
     e.round_to_insurance = 0;
-    emit!(RoundStarted {
+    crate::events::emit(RoundStarted {
         exchange: key,
         epoch_id: e.epoch_id,
         round: e.round_seq,

@@ -105,7 +105,7 @@ pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         e.round_charged = e.round_charged.safe_add(amount)?;
         e.round_to_insurance = e.round_to_insurance.safe_add(to_insurance)?;
         e.epoch_charged = e.epoch_charged.safe_add(amount)?;
-        emit!(ClawbackApplied {
+        crate::events::emit(ClawbackApplied {
             account: info.key(),
             owner: acct.owner,
             epoch_id,

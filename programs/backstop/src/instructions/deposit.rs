@@ -51,7 +51,7 @@ pub fn handler(ctx: Context<Deposit>, amount: u64) -> Result<()> {
         .add_capital(cast(amount)?, &mut ex.total_capital)?;
     ex.vault_balance = ex.vault_balance.safe_add(amount)?;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(Deposited {
+    crate::events::emit(Deposited {
         account: a.margin_account.key(),
         amount,
         capital_after: a.margin_account.capital,

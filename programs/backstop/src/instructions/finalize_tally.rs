@@ -50,7 +50,7 @@ pub fn handler(ctx: Context<FinalizeTally>) -> Result<()> {
     e.rate_den = rate.den;
     e.to_apply = if rate.num == 0 { 0 } else { count };
     e.applied = 0;
-    emit!(TallyFinalized {
+    crate::events::emit(TallyFinalized {
         exchange: key,
         epoch_id: e.epoch_id,
         round: e.round_seq,

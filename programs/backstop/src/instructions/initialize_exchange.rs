@@ -70,7 +70,7 @@ pub fn handler(ctx: Context<InitializeExchange>, id: u16, params: ExchangeParams
         epoch: EpochState::default(),
         reserved: [0; 64],
     });
-    emit!(ExchangeInitialized {
+    crate::events::emit(ExchangeInitialized {
         exchange: exchange.key(),
         admin: exchange.admin,
         collateral_mint: exchange.collateral_mint,

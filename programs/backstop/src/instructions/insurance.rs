@@ -43,7 +43,7 @@ pub fn contribute(ctx: Context<ContributeInsurance>, amount: u64) -> Result<()> 
     let ex: &mut Exchange = &mut a.exchange;
     ex.insurance_balance = ex.insurance_balance.safe_add(amount)?;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(InsuranceContributed {
+    crate::events::emit(InsuranceContributed {
         exchange: exchange_info.key(),
         contributor: a.contributor.key(),
         amount,
@@ -96,7 +96,7 @@ pub fn withdraw(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
         amount,
     )?;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(InsuranceWithdrawn {
+    crate::events::emit(InsuranceWithdrawn {
         exchange: exchange_info.key(),
         amount,
         balance_after: ex.insurance_balance,
@@ -145,7 +145,7 @@ pub fn cover_deficit(ctx: Context<CoverDeficit>, amount: u64) -> Result<()> {
     ex.vault_balance = ex.vault_balance.safe_add(paid)?;
     ex.deficit -= paid;
     ex.epoch.epoch_covered = ex.epoch.epoch_covered.safe_add(paid)?;
-    emit!(DeficitCovered {
+    crate::events::emit(DeficitCovered {
         exchange: key,
         payer: a.payer.key(),
         amount: paid,
@@ -193,7 +193,7 @@ pub fn sweep_surplus(ctx: Context<SweepSurplus>) -> Result<()> {
         .safe_sub(vault_surplus)?;
     ex.insurance_balance = a.insurance_vault.amount;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(SurplusSwept {
+    crate::events::emit(SurplusSwept {
         exchange: exchange_info.key(),
         vault_surplus,
         insurance_surplus,

@@ -191,7 +191,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     let after = cache.health(liqee)?;
     check_zero_sum(market)?;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(Liquidated {
+    crate::events::emit(Liquidated {
         market_index: idx,
         liquidator: liqor.key(),
         liquidatee: liqee.key(),

@@ -48,7 +48,7 @@ pub fn create(ctx: Context<CreateMarginAccount>) -> Result<()> {
         .num_accounts
         .checked_add(1)
         .ok_or(BackstopError::MathOverflow)?;
-    emit!(MarginAccountCreated {
+    crate::events::emit(MarginAccountCreated {
         exchange: exchange.key(),
         account: ctx.accounts.margin_account.key(),
         owner: ctx.accounts.owner.key(),
@@ -82,7 +82,7 @@ pub fn close(ctx: Context<CloseMarginAccount>) -> Result<()> {
         .num_accounts
         .checked_sub(1)
         .ok_or(BackstopError::MathOverflow)?;
-    emit!(MarginAccountClosed {
+    crate::events::emit(MarginAccountClosed {
         exchange: exchange.key(),
         account: ctx.accounts.margin_account.key(),
         owner: ctx.accounts.owner.key(),

@@ -58,7 +58,7 @@ pub fn create_oracle_feed(
         publish_slot: clock.slot,
     });
     exchange.num_oracle_feeds = index.checked_add(1).ok_or(BackstopError::MathOverflow)?;
-    emit!(OracleFeedCreated {
+    crate::events::emit(OracleFeedCreated {
         feed: ctx.accounts.feed.key(),
         authority,
     });
@@ -81,7 +81,7 @@ pub fn set_oracle_price(ctx: Context<SetOraclePrice>, price: i64, conf: u64) -> 
     feed.conf = conf;
     feed.publish_time = clock.unix_timestamp;
     feed.publish_slot = clock.slot;
-    emit!(OraclePriceSet {
+    crate::events::emit(OraclePriceSet {
         feed: feed.key(),
         price,
         conf,

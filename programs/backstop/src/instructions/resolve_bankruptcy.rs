@@ -66,7 +66,7 @@ pub fn handler(ctx: Context<ResolveBankruptcy>) -> Result<()> {
             ex.epoch.epoch_opened_at = now;
             ex.epoch.rounds_in_epoch = 0;
             ex.epoch.cooldown_until = 0;
-            emit!(EpochOpened {
+            crate::events::emit(EpochOpened {
                 exchange: key,
                 epoch_id: ex.epoch.epoch_id,
                 deficit: ex.deficit,
@@ -75,7 +75,7 @@ pub fn handler(ctx: Context<ResolveBankruptcy>) -> Result<()> {
         }
     }
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(BankruptcyResolved {
+    crate::events::emit(BankruptcyResolved {
         account: acct.key(),
         owner: acct.owner,
         shortfall,

@@ -66,7 +66,7 @@ pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
         }
     }
     check_books(ex)?;
-    emit!(PnlSettled {
+    crate::events::emit(PnlSettled {
         account: acct.key(),
         marked,
         losses_absorbed: absorbed,

@@ -75,7 +75,7 @@ pub fn handler<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Re
             e.capital_weight_total = e.capital_weight_total.safe_add(acct.capital as u128)?;
             e.capital_weighted_accounts = e.capital_weighted_accounts.safe_add(1)?;
         }
-        emit!(TallyRecorded {
+        crate::events::emit(TallyRecorded {
             account: info.key(),
             round,
             profit_weight: w.weight,

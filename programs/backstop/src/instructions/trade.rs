@@ -169,7 +169,7 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         fee,
     )?;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(TradeFilled {
+    crate::events::emit(TradeFilled {
         market_index: idx,
         taker: taker.key(),
         maker: maker.key(),

@@ -85,7 +85,7 @@ pub fn handler<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Resu
         amount,
     )?;
     check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
-    emit!(Withdrawn {
+    crate::events::emit(Withdrawn {
         account: acct.key(),
         amount,
         capital_after: acct.capital,

@@ -33,7 +33,7 @@ pub type MathResult<T> = Result<T, MathError>;
 fn report(err: MathError) -> MathError {
     let loc = core::panic::Location::caller();
     #[cfg(not(test))]
-    anchor_lang::prelude::msg!("math error {:?} at {}:{}", err, loc.file(), loc.line());
+    crate::log!("math error {:?} at {}:{}", err, loc.file(), loc.line());
     #[cfg(test)]
     let _ = loc;
     err

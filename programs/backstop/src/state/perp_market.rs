@@ -44,7 +44,7 @@ impl MarketParams {
             && self.oracle_max_conf_bps > 0
             && self.oracle_max_conf_bps <= MAX_ORACLE_CONF_BPS;
         if !ok {
-            msg!("market params out of bounds: {:?}", self);
+            crate::log!("market params out of bounds: {:?}", self);
         }
         require!(ok, BackstopError::InvalidParameter);
         Ok(())
