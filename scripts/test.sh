@@ -8,5 +8,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== IDL drift: idl/backstop.json must be what the program builds"
+cargo run --quiet -p backstop-idl -- --check
 echo "== cargo test --workspace"
 cargo test --workspace

@@ -15,8 +15,10 @@ pub const PRICE_PRECISION: i128 = 1_000_000_000;
 pub const BPS_DENOMINATOR: u64 = 10_000;
 /// Maximum open positions per margin account: bounded so that every liquidation and
 /// every tally fits in one transaction.
-#[constant]
 pub const MAX_POSITIONS: usize = 4;
+/// `MAX_POSITIONS` for the IDL (which has no `usize`).
+#[constant]
+pub const MAX_OPEN_POSITIONS: u8 = MAX_POSITIONS as u8;
 
 #[constant]
 pub const EXCHANGE_SEED: &[u8] = b"exchange";

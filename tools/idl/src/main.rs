@@ -1,0 +1,61 @@
+//! `backstop-idl [--check] [PATH]` — builds the IDL of `programs/backstop` with Anchor's
+//! `idl-build` mechanism (the program compiled with `--features idl-build`, its
+//! `__anchor_private_print_idl` tests printing each piece) and writes it to PATH
+//! (default `idl/backstop.json`). With `--check`, compares instead and exits 1 on drift.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let mut check = false;
+    let mut out: Option<PathBuf> = None;
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--check" => check = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: backstop-idl [--check] [PATH]\n\n\
+                     Builds the Anchor IDL of programs/backstop and writes it to PATH\n\
+                     (default idl/backstop.json). --check compares with PATH instead and\n\
+                     fails when they differ (run without --check to update it)."
+                );
+                return ExitCode::SUCCESS;
+            }
+            p => out = Some(PathBuf::from(p)),
+        }
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = out.unwrap_or_else(|| root.join("idl/backstop.json"));
+    // anchor-lang-idl 0.1.4 passes the literal argument "+{toolchain}" to cargo when
+    // RUSTUP_TOOLCHAIN is set (as `cargo run` does); the toolchain is already selected.
+    std::env::remove_var("RUSTUP_TOOLCHAIN");
+    let idl = match anchor_lang_idl::build::IdlBuilder::new()
+        .program_path(root.join("programs/backstop"))
+        .build()
+    {
+        Ok(idl) => idl,
+        Err(e) => {
+            eprintln!("backstop-idl: building the IDL failed: {e:#}\nRe-run with ANCHOR_LOG=1 to see the compiler output.");
+            return ExitCode::FAILURE;
+        }
+    };
+    let fresh = serde_json::to_string_pretty(&idl).expect("IDL serializes") + "\n";
+    if check {
+        let committed = std::fs::read_to_string(&out).unwrap_or_default();
+        if committed == fresh {
+            println!("backstop-idl: {} is up to date", out.display());
+            ExitCode::SUCCESS
+        } else {
+            eprintln!(
+                "backstop-idl: {} differs from the IDL the program builds.\n\
+                 The program's interface changed: run `cargo run -p backstop-idl` and commit the result.",
+                out.display()
+            );
+            ExitCode::FAILURE
+        }
+    } else {
+        std::fs::write(&out, &fresh).expect("write IDL");
+        println!("backstop-idl: wrote {} ({} instructions)", out.display(), idl.instructions.len());
+        ExitCode::SUCCESS
+    }
+}
