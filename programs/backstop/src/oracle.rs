@@ -112,12 +112,10 @@ impl PriceCache {
         accounts: &[AccountInfo],
         now: i64,
     ) -> Result<Self> {
-        require!(
-            accounts.len().is_multiple_of(2),
-            BackstopError::InvalidRemainingAccounts
-        );
+        let (pairs, rest) = accounts.as_chunks::<2>();
+        require!(rest.is_empty(), BackstopError::InvalidRemainingAccounts);
         let mut cache = PriceCache::default();
-        for pair in accounts.chunks_exact(2) {
+        for pair in pairs {
             let market = load_market(&pair[0], exchange)?;
             if cache.get(market.index).is_some() {
                 continue;

@@ -55,7 +55,11 @@ fn main() -> ExitCode {
         }
     } else {
         std::fs::write(&out, &fresh).expect("write IDL");
-        println!("backstop-idl: wrote {} ({} instructions)", out.display(), idl.instructions.len());
+        println!(
+            "backstop-idl: wrote {} ({} instructions)",
+            out.display(),
+            idl.instructions.len()
+        );
         ExitCode::SUCCESS
     }
 }

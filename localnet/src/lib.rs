@@ -1,0 +1,292 @@
+//! A real agave test validator (the `solana-test-validator` library, in-process) running
+//! Backstop, with a collateral mint, funded demo wallets and an exchange deployed by
+//! `backstop-migrations`.
+//!
+//! The program is the SBF `target/deploy/backstop.so` when present; otherwise the native
+//! build is injected as a builtin: its account exists at genesis (owned by the native
+//! loader, executable) and `Bank::add_builtin` registers the entrypoint on the banks.
+
+use std::path::{Path, PathBuf};
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::program_pack::Pack;
+use anchor_spl::token::spl_token;
+use anyhow::{Context, Result};
+use backstop_migrations::{deploy, send, Config, Report};
+use solana_commitment_config::CommitmentConfig;
+use solana_net_utils::socket_addr_space::SocketAddrSpace;
+use solana_program_runtime::program_cache_entry::ProgramCacheEntry;
+use solana_rpc_client::rpc_client::RpcClient;
+use solana_sdk::account::{AccountSharedData, WritableAccount};
+use solana_sdk::signature::{write_keypair_file, Keypair};
+use solana_sdk::signer::Signer;
+use solana_test_validator::{TestValidator, TestValidatorGenesis, UpgradeableProgramInfo};
+
+/// Collateral decimals of the localnet mint (USDC-like).
+pub const COLLATERAL_DECIMALS: u8 = 6;
+
+#[derive(Debug, Clone)]
+pub struct LocalnetConfig {
+    /// JSON-RPC port (websocket on the next port). 8899 for the main job; tests pass a free one.
+    pub rpc_port: u16,
+    /// Ledger directory (created; reset on start).
+    pub ledger: PathBuf,
+    /// The deploy config (`migrations/localnet.toml`).
+    pub deploy_config: PathBuf,
+    /// Demo wallets to create, each with SOL and `wallet_usdc` collateral.
+    pub demo_wallets: usize,
+    pub wallet_usdc: u64,
+    /// An SBF build of the program to load instead of the native builtin.
+    pub program_so: Option<PathBuf>,
+}
+
+pub struct Localnet {
+    pub validator: TestValidator,
+    /// The genesis mint: holds the cluster's lamports (there is no faucet).
+    pub faucet: Keypair,
+    pub admin: Keypair,
+    pub mint: Pubkey,
+    pub mint_authority: Keypair,
+    pub wallets: Vec<Keypair>,
+    /// Each demo wallet's collateral token account.
+    pub wallet_tokens: Vec<Pubkey>,
+    pub report: Report,
+    /// "native builtin" or the path of the SBF program.
+    pub program: String,
+}
+
+impl Localnet {
+    pub fn rpc_url(&self) -> String {
+        self.validator.rpc_url()
+    }
+    pub fn ws_url(&self) -> String {
+        self.validator.rpc_pubsub_url()
+    }
+    pub fn rpc(&self) -> RpcClient {
+        RpcClient::new_with_commitment(self.rpc_url(), CommitmentConfig::confirmed())
+    }
+
+    /// Transfers `lamports` from the genesis mint.
+    pub fn fund_sol(&self, to: &Pubkey, lamports: u64) -> Result<()> {
+        send(
+            &self.rpc(),
+            &self.faucet,
+            &[],
+            &[solana_system_interface::instruction::transfer(
+                &self.faucet.pubkey(),
+                to,
+                lamports,
+            )],
+        )?;
+        Ok(())
+    }
+
+    /// Creates a collateral token account for `owner` holding `amount` atoms.
+    pub fn fund_usdc(&self, owner: &Pubkey, amount: u64) -> Result<Pubkey> {
+        create_token_account(
+            &self.rpc(),
+            &self.faucet,
+            &self.mint,
+            &self.mint_authority,
+            owner,
+            amount,
+        )
+    }
+
+    /// Writes the addresses the keeper and the CLI need, and the demo keypairs, into `dir`.
+    pub fn write_addresses(&self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir)?;
+        let admin_path = dir.join("admin.json");
+        write_keypair_file(&self.admin, &admin_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut wallets = vec![];
+        for (i, w) in self.wallets.iter().enumerate() {
+            let p = dir.join(format!("wallet-{i}.json"));
+            write_keypair_file(w, &p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            wallets.push(serde_json::json!({"pubkey": w.pubkey().to_string(), "keypair": p, "token_account": self.wallet_tokens[i].to_string()}));
+        }
+        let markets: Vec<_> = self
+            .report
+            .markets
+            .iter()
+            .enumerate()
+            .map(|(i, (name, m, o))| serde_json::json!({"index": i, "name": name, "market": m.to_string(), "oracle": o.to_string()}))
+            .collect();
+        let doc = serde_json::json!({
+            "rpc_url": self.rpc_url(),
+            "ws_url": self.ws_url(),
+            "program_id": backstop::ID.to_string(),
+            "program": self.program,
+            "exchange": self.report.exchange.to_string(),
+            "collateral_mint": self.mint.to_string(),
+            "collateral_decimals": COLLATERAL_DECIMALS,
+            "admin": {"pubkey": self.admin.pubkey().to_string(), "keypair": admin_path},
+            "markets": markets,
+            "wallets": wallets,
+        });
+        let path = dir.join("localnet.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")?;
+        Ok(path)
+    }
+}
+
+fn create_token_account(
+    rpc: &RpcClient,
+    payer: &Keypair,
+    mint: &Pubkey,
+    mint_authority: &Keypair,
+    owner: &Pubkey,
+    amount: u64,
+) -> Result<Pubkey> {
+    let acct = Keypair::new();
+    let rent = rpc.get_minimum_balance_for_rent_exemption(spl_token::state::Account::LEN)?;
+    let mut ixs = vec![
+        solana_system_interface::instruction::create_account(
+            &payer.pubkey(),
+            &acct.pubkey(),
+            rent,
+            spl_token::state::Account::LEN as u64,
+            &spl_token::ID,
+        ),
+        spl_token::instruction::initialize_account3(&spl_token::ID, &acct.pubkey(), mint, owner)?,
+    ];
+    let mut signers = vec![&acct];
+    if amount > 0 {
+        ixs.push(spl_token::instruction::mint_to(
+            &spl_token::ID,
+            mint,
+            &acct.pubkey(),
+            &mint_authority.pubkey(),
+            &[],
+            amount,
+        )?);
+        signers.push(mint_authority);
+    }
+    send(rpc, payer, &signers, &ixs).context("creating a token account")?;
+    Ok(acct.pubkey())
+}
+
+/// Starts the validator with Backstop loaded, creates the collateral mint, deploys the
+/// exchange from `cfg.deploy_config` and funds the demo wallets.
+pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
+    backstop_native::install_syscall_stubs();
+    let deploy_config = Config::load(&cfg.deploy_config)?;
+    if cfg.ledger.exists() {
+        std::fs::remove_dir_all(&cfg.ledger)
+            .with_context(|| format!("resetting ledger {}", cfg.ledger.display()))?;
+    }
+    let faucet = Keypair::new();
+    let mut genesis = TestValidatorGenesis::default();
+    genesis.ledger_path(&cfg.ledger).rpc_port(cfg.rpc_port);
+    let program = match &cfg.program_so {
+        Some(so) if so.exists() => {
+            genesis.add_upgradeable_programs_with_path(&[UpgradeableProgramInfo {
+                program_id: backstop::ID,
+                loader: solana_sdk_ids::bpf_loader_upgradeable::id(),
+                upgrade_authority: Pubkey::default(),
+                program_path: so.clone(),
+            }]);
+            so.display().to_string()
+        }
+        _ => {
+            let mut account = AccountSharedData::new(1, 0, &solana_sdk_ids::native_loader::id());
+            account.set_executable(true);
+            genesis.add_account(backstop::ID, account);
+            "native builtin".to_string()
+        }
+    };
+    let validator = genesis
+        .start_with_mint_address(faucet.pubkey(), SocketAddrSpace::Unspecified)
+        .map_err(|e| anyhow::anyhow!("the test validator failed to start: {e}"))?;
+    if program == "native builtin" {
+        let forks = validator.bank_forks();
+        let forks = forks.read().unwrap();
+        for bank in forks.banks().values() {
+            bank.add_builtin(
+                backstop::ID,
+                "backstop",
+                ProgramCacheEntry::new_builtin(
+                    0,
+                    0,
+                    backstop_native::processor!(backstop_native::entrypoint).expect("builtin"),
+                ),
+            );
+        }
+    }
+    let rpc = RpcClient::new_with_commitment(validator.rpc_url(), CommitmentConfig::confirmed());
+
+    // Collateral mint and the admin.
+    let admin = Keypair::new();
+    let mint_authority = Keypair::new();
+    let mint = Keypair::new();
+    send(
+        &rpc,
+        &faucet,
+        &[],
+        &[solana_system_interface::instruction::transfer(
+            &faucet.pubkey(),
+            &admin.pubkey(),
+            100_000_000_000,
+        )],
+    )?;
+    let rent = rpc.get_minimum_balance_for_rent_exemption(spl_token::state::Mint::LEN)?;
+    send(
+        &rpc,
+        &faucet,
+        &[&mint],
+        &[
+            solana_system_interface::instruction::create_account(
+                &faucet.pubkey(),
+                &mint.pubkey(),
+                rent,
+                spl_token::state::Mint::LEN as u64,
+                &spl_token::ID,
+            ),
+            spl_token::instruction::initialize_mint2(
+                &spl_token::ID,
+                &mint.pubkey(),
+                &mint_authority.pubkey(),
+                None,
+                COLLATERAL_DECIMALS,
+            )?,
+        ],
+    )
+    .context("creating the collateral mint")?;
+    let report = deploy(&rpc, &admin, &mint.pubkey(), &deploy_config)?;
+
+    let mut net = Localnet {
+        validator,
+        faucet,
+        admin,
+        mint: mint.pubkey(),
+        mint_authority,
+        wallets: vec![],
+        wallet_tokens: vec![],
+        report,
+        program,
+    };
+    for _ in 0..cfg.demo_wallets {
+        let w = Keypair::new();
+        net.fund_sol(&w.pubkey(), 10_000_000_000)?;
+        let token = net.fund_usdc(&w.pubkey(), cfg.wallet_usdc)?;
+        net.wallets.push(w);
+        net.wallet_tokens.push(token);
+    }
+    Ok(net)
+}
+
+/// A loopback port that is free now, with the next one (the websocket) free too.
+pub fn free_rpc_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = l.local_addr().expect("addr").port();
+        if port < 65_000 && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Token balance of an SPL token account over RPC.
+pub fn token_balance(rpc: &RpcClient, account: &Pubkey) -> Result<u64> {
+    let data = rpc.get_account_data(account)?;
+    Ok(spl_token::state::Account::unpack(&data)?.amount)
+}

@@ -1,0 +1,285 @@
+//! End to end over JSON-RPC: the real agave test validator running Backstop, deployed by
+//! the migration, driven through the client: deposit → trade → price move → settle →
+//! withdraw, with token balances read back over RPC and I1 recomputed from a
+//! `getProgramAccounts` scan.
+
+use std::path::PathBuf;
+
+use anchor_lang::prelude::Pubkey;
+use backstop_client::{decode, ix, pda};
+use backstop_localnet::{free_rpc_port, start, token_balance, Localnet, LocalnetConfig};
+use backstop_migrations::{deploy, send, Config};
+use solana_rpc_client::rpc_client::RpcClient;
+use solana_sdk::signer::Signer;
+
+const USDC: u64 = 1_000_000;
+const SOL: i64 = 1_000_000_000;
+
+fn config(name: &str) -> LocalnetConfig {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    LocalnetConfig {
+        rpc_port: free_rpc_port(),
+        ledger: std::env::temp_dir().join(format!("backstop-{name}-{}", std::process::id())),
+        deploy_config: root.join("migrations/localnet.toml"),
+        demo_wallets: 2,
+        wallet_usdc: 10_000 * USDC,
+        program_so: None,
+    }
+}
+
+/// I1 over RPC: vault + deficit == Σ capital + Σ pnl − Σ basis, summing every margin
+/// account of the exchange found with the client's getProgramAccounts filters.
+fn assert_conservation(rpc: &RpcClient, exchange: &Pubkey) {
+    use solana_rpc_client_api::config::{RpcAccountInfoConfig, RpcProgramAccountsConfig};
+    use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
+    let filters = vec![
+        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+            0,
+            decode::margin_account_discriminator().to_vec(),
+        )),
+        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+            decode::MARGIN_ACCOUNT_EXCHANGE_OFFSET,
+            exchange.to_bytes().to_vec(),
+        )),
+    ];
+    let accounts = rpc
+        .get_program_ui_accounts_with_config(
+            &backstop::ID,
+            RpcProgramAccountsConfig {
+                filters: Some(filters),
+                account_config: RpcAccountInfoConfig {
+                    encoding: Some(solana_rpc_client_api::config::UiAccountEncoding::Base64),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let ex = decode::exchange(&rpc.get_account_data(exchange).unwrap()).unwrap();
+    let (mut cap, mut pnl, mut basis) = (0i128, 0i128, 0i128);
+    for (_, a) in &accounts {
+        let m = decode::margin_account(&a.data.decode().expect("base64 account data")).unwrap();
+        cap += m.capital as i128;
+        pnl += m.pnl as i128;
+        basis += m
+            .positions
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.quote_basis as i128)
+            .sum::<i128>();
+    }
+    let vault = token_balance(rpc, &ex.vault).unwrap();
+    assert_eq!(vault, ex.vault_balance);
+    assert_eq!(
+        vault as i128 + ex.deficit as i128,
+        cap + pnl - basis,
+        "I1 over RPC"
+    );
+    assert_eq!(
+        token_balance(rpc, &ex.insurance_vault).unwrap(),
+        ex.insurance_balance,
+        "I3 over RPC"
+    );
+}
+
+/// One validator for both scenarios: validators started in parallel in one process race
+/// for the same gossip ports.
+#[test]
+fn localnet_end_to_end() {
+    let cfg = config("e2e");
+    let net = start(&cfg).expect("localnet");
+    program_errors_come_back_decoded_and_change_nothing(&net);
+    deposit_trade_price_move_settle_withdraw_over_json_rpc(&net, &cfg);
+    drop(net);
+    let _ = std::fs::remove_dir_all(&cfg.ledger);
+}
+
+fn deposit_trade_price_move_settle_withdraw_over_json_rpc(net: &Localnet, cfg: &LocalnetConfig) {
+    let rpc = net.rpc();
+    let ex = net.report.exchange;
+    let keys = backstop_client::ix::ExchangeKeys {
+        exchange: ex,
+        vault: pda::vault(&ex),
+        insurance_vault: pda::insurance_vault(&ex),
+    };
+    let (sol_market, sol_oracle) = (net.report.markets[0].1, net.report.markets[0].2);
+    let (a, b) = (&net.wallets[0], &net.wallets[1]);
+    let (ta, tb) = (net.wallet_tokens[0], net.wallet_tokens[1]);
+
+    send(&rpc, b, &[], &[ix::create_margin_account(&b.pubkey(), &ex)]).expect("create b");
+    for (w, t) in [(a, ta), (b, tb)] {
+        send(
+            &rpc,
+            w,
+            &[],
+            &[ix::deposit(&keys, &w.pubkey(), &t, 1_000 * USDC)],
+        )
+        .expect("deposit");
+        assert_eq!(token_balance(&rpc, &t).unwrap(), 9_000 * USDC);
+    }
+    assert_eq!(token_balance(&rpc, &keys.vault).unwrap(), 2_000 * USDC);
+    assert_conservation(&rpc, &ex);
+
+    // a buys 2 SOL from b at $150 (SOL has 9 decimals: 0.15 quote atoms per lamport).
+    let px = 150_000_000u64;
+    send(
+        &rpc,
+        a,
+        &[b],
+        &[ix::trade(
+            &keys,
+            &a.pubkey(),
+            &b.pubkey(),
+            &sol_market,
+            &sol_oracle,
+            2 * SOL,
+            px,
+            &[],
+        )],
+    )
+    .expect("trade");
+    let fee = 300 * USDC / 1_000; // 10 bps of 300
+    assert_eq!(token_balance(&rpc, &keys.insurance_vault).unwrap(), fee);
+    assert_conservation(&rpc, &ex);
+
+    // The price moves to $165: a is up 30 USDC.
+    send(
+        &rpc,
+        &net.admin,
+        &[],
+        &[ix::set_oracle_price(
+            &net.admin.pubkey(),
+            &sol_oracle,
+            165_000_000,
+            0,
+        )],
+    )
+    .expect("price");
+    let pairs = [(sol_market, sol_oracle)];
+    send(&rpc, a, &[], &[ix::settle_pnl(&ex, &a.pubkey(), &pairs)]).expect("settle a");
+    send(&rpc, b, &[], &[ix::settle_pnl(&ex, &b.pubkey(), &pairs)]).expect("settle b");
+    let ma = decode::margin_account(
+        &rpc.get_account_data(&pda::margin_account(&ex, &a.pubkey()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        ma.capital,
+        1_000 * USDC + 30 * USDC - fee,
+        "profit settled into capital (no warmup on localnet)"
+    );
+    let mb = decode::margin_account(
+        &rpc.get_account_data(&pda::margin_account(&ex, &b.pubkey()))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(mb.capital, 1_000 * USDC - 30 * USDC);
+    assert_conservation(&rpc, &ex);
+
+    // Both close out at $165 (b is the taker this time and pays the fee), then withdraw all.
+    send(
+        &rpc,
+        b,
+        &[a],
+        &[ix::trade(
+            &keys,
+            &b.pubkey(),
+            &a.pubkey(),
+            &sol_market,
+            &sol_oracle,
+            2 * SOL,
+            165_000_000,
+            &[],
+        )],
+    )
+    .expect("close");
+    let fee2 = 330 * USDC / 1_000;
+    for (w, t) in [(a, ta), (b, tb)] {
+        send(&rpc, w, &[], &[ix::settle_pnl(&ex, &w.pubkey(), &[])]).expect("settle");
+        let m = decode::margin_account(
+            &rpc.get_account_data(&pda::margin_account(&ex, &w.pubkey()))
+                .unwrap(),
+        )
+        .unwrap();
+        send(
+            &rpc,
+            w,
+            &[],
+            &[ix::withdraw(&keys, &w.pubkey(), &t, m.capital, &[])],
+        )
+        .expect("withdraw");
+    }
+    assert_eq!(
+        token_balance(&rpc, &ta).unwrap(),
+        10_000 * USDC + 30 * USDC - fee
+    );
+    assert_eq!(
+        token_balance(&rpc, &tb).unwrap(),
+        10_000 * USDC - 30 * USDC - fee2
+    );
+    assert_eq!(token_balance(&rpc, &keys.vault).unwrap(), 0);
+    assert_eq!(
+        token_balance(&rpc, &keys.insurance_vault).unwrap(),
+        fee + fee2
+    );
+    assert_conservation(&rpc, &ex);
+
+    // The migration is idempotent: a second deploy changes nothing and says so.
+    let again = deploy(
+        &rpc,
+        &net.admin,
+        &net.mint,
+        &Config::load(&cfg.deploy_config).unwrap(),
+    )
+    .unwrap();
+    assert!(!again.changed);
+    assert!(
+        again.steps.iter().all(|s| s.contains("unchanged")),
+        "{:?}",
+        again.steps
+    );
+}
+
+fn program_errors_come_back_decoded_and_change_nothing(net: &Localnet) {
+    let rpc = net.rpc();
+    let ex = net.report.exchange;
+    let keys = backstop_client::ix::ExchangeKeys {
+        exchange: ex,
+        vault: pda::vault(&ex),
+        insurance_vault: pda::insurance_vault(&ex),
+    };
+    let a = &net.wallets[0];
+    send(&rpc, a, &[], &[ix::create_margin_account(&a.pubkey(), &ex)]).unwrap();
+    let before = rpc
+        .get_account_data(&pda::margin_account(&ex, &a.pubkey()))
+        .unwrap();
+    let err = send(
+        &rpc,
+        a,
+        &[],
+        &[ix::withdraw(
+            &keys,
+            &a.pubkey(),
+            &net.wallet_tokens[0],
+            5,
+            &[],
+        )],
+    )
+    .unwrap_err();
+    let code = anchor_lang::error::ERROR_CODE_OFFSET
+        + backstop::error::BackstopError::InsufficientCapital as u32;
+    assert!(
+        format!("{err:#}").contains(&format!("{code:#x}"))
+            || format!("{err:#}").contains(&code.to_string()),
+        "{err:#}"
+    );
+    assert_eq!(
+        rpc.get_account_data(&pda::margin_account(&ex, &a.pubkey()))
+            .unwrap(),
+        before
+    );
+    assert_eq!(
+        token_balance(&rpc, &net.wallet_tokens[0]).unwrap(),
+        10_000 * USDC
+    );
+}
