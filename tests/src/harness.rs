@@ -100,36 +100,31 @@ impl TxFailure {
 
 pub type TxResult = Result<TransactionMetadata, TxFailure>;
 
-/// Asserts `res` failed with Backstop error `e`.
+/// Asserts `res` failed with custom error code `want` (`what` names it in the message).
 #[track_caller]
-pub fn assert_backstop_err(res: TxResult, e: BackstopError) {
-    let want = anchor_lang::error::ERROR_CODE_OFFSET + e as u32;
+fn assert_code(res: TxResult, want: u32, what: &dyn std::fmt::Debug) {
     match res {
-        Ok(_) => panic!("expected {e:?}, but the transaction succeeded"),
+        Ok(_) => panic!("expected {what:?}, but the transaction succeeded"),
         Err(f) => assert_eq!(
             f.custom_code(),
             Some(want),
-            "expected {e:?} ({want}), got {:?}\nlogs:\n{}",
+            "expected {what:?} ({want}), got {:?}\nlogs:\n{}",
             f.err,
             f.logs.join("\n")
         ),
     }
 }
 
+/// Asserts `res` failed with Backstop error `e`.
+#[track_caller]
+pub fn assert_backstop_err(res: TxResult, e: BackstopError) {
+    assert_code(res, anchor_lang::error::ERROR_CODE_OFFSET + e as u32, &e);
+}
+
 /// Asserts `res` failed with Anchor framework error `e` (constraint, ownership, …).
 #[track_caller]
 pub fn assert_anchor_err(res: TxResult, e: anchor_lang::error::ErrorCode) {
-    let want = e as u32;
-    match res {
-        Ok(_) => panic!("expected {e:?}, but the transaction succeeded"),
-        Err(f) => assert_eq!(
-            f.custom_code(),
-            Some(want),
-            "expected {e:?} ({want}), got {:?}\nlogs:\n{}",
-            f.err,
-            f.logs.join("\n")
-        ),
-    }
+    assert_code(res, e as u32, &e);
 }
 
 /// Asserts `res` failed at all (for failures outside the program: missing signature,
