@@ -11,4 +11,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== IDL drift: idl/backstop.json must be what the program builds"
 cargo run --quiet -p backstop-idl -- --check
 echo "== cargo test --workspace"
-cargo test --workspace
+log="$(mktemp)"
+cargo test --workspace 2>&1 | tee "$log"
+# One closing line over every test binary (cargo's own last line is a doc-test run).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i) ~ /^passed/) p += $(i-1); if ($(i) ~ /^failed/) f += $(i-1) } }
+     END { printf "summary: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"

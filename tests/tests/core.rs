@@ -88,6 +88,33 @@ fn initialize_rejects_out_of_bounds_params() {
 }
 
 #[test]
+fn admin_updates_exchange_params_and_pause_flags() {
+    let mut ex = TestExchange::new();
+    let admin = ex.admin.insecure_clone();
+    let exk = ex.exchange_key();
+    let p = ExchangeParams {
+        pnl_warmup_secs: 3_600,
+        clawback_rate_cap_bps: 2_500,
+        clawback_policy: backstop::state::ClawbackPolicy::LeverageWeighted,
+        ..default_exchange_params()
+    };
+    ex.send(
+        &[ix::update_exchange_params(&admin.pubkey(), &exk, p)],
+        &[&admin],
+    )
+    .unwrap();
+    assert_eq!(ex.exchange().params, p);
+    ex.send(
+        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_ALL)],
+        &[&admin],
+    )
+    .unwrap();
+    assert_eq!(ex.exchange().paused, PAUSE_ALL);
+    let r = ex.send(&[ix::set_paused(&admin.pubkey(), &exk, 0x80)], &[&admin]);
+    assert_backstop_err(r, E::InvalidParameter);
+}
+
+#[test]
 fn admin_instructions_require_the_admin() {
     let mut ex = TestExchange::new();
     let mallory = ex.user(0);
