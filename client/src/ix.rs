@@ -47,8 +47,13 @@ pub struct ExchangeKeys {
 }
 
 impl ExchangeKeys {
+    /// The keys of exchange number `id` created by `admin`.
     pub fn new(admin: &Pubkey, id: u16) -> Self {
-        let exchange = pda::exchange(admin, id);
+        Self::of(pda::exchange(admin, id))
+    }
+
+    /// The vault addresses of a known exchange.
+    pub fn of(exchange: Pubkey) -> Self {
         ExchangeKeys {
             exchange,
             vault: pda::vault(&exchange),

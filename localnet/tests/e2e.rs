@@ -97,11 +97,7 @@ fn localnet_end_to_end() {
 fn deposit_trade_price_move_settle_withdraw_over_json_rpc(net: &Localnet, cfg: &LocalnetConfig) {
     let rpc = net.rpc();
     let ex = net.report.exchange;
-    let keys = backstop_client::ix::ExchangeKeys {
-        exchange: ex,
-        vault: pda::vault(&ex),
-        insurance_vault: pda::insurance_vault(&ex),
-    };
+    let keys = backstop_client::ix::ExchangeKeys::of(ex);
     let (sol_market, sol_oracle) = (net.report.markets[0].1, net.report.markets[0].2);
     let (a, b) = (&net.wallets[0], &net.wallets[1]);
     let (ta, tb) = (net.wallet_tokens[0], net.wallet_tokens[1]);
@@ -243,11 +239,7 @@ fn deposit_trade_price_move_settle_withdraw_over_json_rpc(net: &Localnet, cfg: &
 fn program_errors_come_back_decoded_and_change_nothing(net: &Localnet) {
     let rpc = net.rpc();
     let ex = net.report.exchange;
-    let keys = backstop_client::ix::ExchangeKeys {
-        exchange: ex,
-        vault: pda::vault(&ex),
-        insurance_vault: pda::insurance_vault(&ex),
-    };
+    let keys = backstop_client::ix::ExchangeKeys::of(ex);
     let a = &net.wallets[0];
     send(&rpc, a, &[], &[ix::create_margin_account(&a.pubkey(), &ex)]).unwrap();
     let before = rpc

@@ -260,43 +260,18 @@ fn add_market_checks_the_oracle_account() {
         params: default_market_params(),
     };
     use backstop::state::OracleKind;
-    // A PerpMarket passed where an OracleFeed is expected (type cosplay).
+    // A PerpMarket passed where an OracleFeed is expected (type cosplay), and an account
+    // owned by another program under either oracle kind.
     let market0 = ex.markets[0].pubkey;
-    let r = ex.send(
-        &[ix::add_market(
-            &admin.pubkey(),
-            &exk,
-            1,
-            &market0,
-            args(OracleKind::Feed),
-        )],
-        &[&admin],
-    );
-    assert_backstop_err(r, E::OracleInvalidData);
-    // An account owned by another program.
     let foreign = ex.put_account(&Pubkey::new_unique(), vec![0; 200]);
-    let r = ex.send(
-        &[ix::add_market(
-            &admin.pubkey(),
-            &exk,
-            1,
-            &foreign,
-            args(OracleKind::Feed),
-        )],
-        &[&admin],
-    );
-    assert_backstop_err(r, E::OracleWrongOwner);
-    let r = ex.send(
-        &[ix::add_market(
-            &admin.pubkey(),
-            &exk,
-            1,
-            &foreign,
-            args(OracleKind::PythPull),
-        )],
-        &[&admin],
-    );
-    assert_backstop_err(r, E::OracleWrongOwner);
+    for (oracle, kind, err) in [
+        (market0, OracleKind::Feed, E::OracleInvalidData),
+        (foreign, OracleKind::Feed, E::OracleWrongOwner),
+        (foreign, OracleKind::PythPull, E::OracleWrongOwner),
+    ] {
+        let i = ix::add_market(&admin.pubkey(), &exk, 1, &oracle, args(kind));
+        assert_backstop_err(ex.send(&[i], &[&admin]), err);
+    }
     // Base decimals beyond the bound.
     let feed = ex.markets[0].oracle;
     let mut a = args(OracleKind::Feed);
