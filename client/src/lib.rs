@@ -8,5 +8,6 @@ pub mod decode;
 pub mod events;
 pub mod ix;
 pub mod pda;
+pub mod token;
 
 pub use backstop::ID as PROGRAM_ID;

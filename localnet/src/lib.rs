@@ -139,26 +139,17 @@ fn create_token_account(
 ) -> Result<Pubkey> {
     let acct = Keypair::new();
     let rent = rpc.get_minimum_balance_for_rent_exemption(spl_token::state::Account::LEN)?;
-    let mut ixs = vec![
-        solana_system_interface::instruction::create_account(
-            &payer.pubkey(),
-            &acct.pubkey(),
-            rent,
-            spl_token::state::Account::LEN as u64,
-            &spl_token::ID,
-        ),
-        spl_token::instruction::initialize_account3(&spl_token::ID, &acct.pubkey(), mint, owner)?,
-    ];
+    let ixs = backstop_client::token::create_token_account(
+        &payer.pubkey(),
+        &acct.pubkey(),
+        rent,
+        mint,
+        owner,
+        &mint_authority.pubkey(),
+        amount,
+    );
     let mut signers = vec![&acct];
     if amount > 0 {
-        ixs.push(spl_token::instruction::mint_to(
-            &spl_token::ID,
-            mint,
-            &acct.pubkey(),
-            &mint_authority.pubkey(),
-            &[],
-            amount,
-        )?);
         signers.push(mint_authority);
     }
     send(rpc, payer, &signers, &ixs).context("creating a token account")?;
@@ -233,22 +224,13 @@ pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
         &rpc,
         &faucet,
         &[&mint],
-        &[
-            solana_system_interface::instruction::create_account(
-                &faucet.pubkey(),
-                &mint.pubkey(),
-                rent,
-                spl_token::state::Mint::LEN as u64,
-                &spl_token::ID,
-            ),
-            spl_token::instruction::initialize_mint2(
-                &spl_token::ID,
-                &mint.pubkey(),
-                &mint_authority.pubkey(),
-                None,
-                COLLATERAL_DECIMALS,
-            )?,
-        ],
+        &backstop_client::token::create_mint(
+            &faucet.pubkey(),
+            &mint.pubkey(),
+            rent,
+            &mint_authority.pubkey(),
+            COLLATERAL_DECIMALS,
+        ),
     )
     .context("creating the collateral mint")?;
     let report = deploy(&rpc, &admin, &mint.pubkey(), &deploy_config)?;

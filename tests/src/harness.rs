@@ -231,23 +231,13 @@ impl TestExchange {
         let rent = self
             .svm
             .minimum_balance_for_rent_exemption(spl_token::state::Mint::LEN);
-        let ixs = [
-            solana_system_interface::instruction::create_account(
-                &self.payer.pubkey(),
-                &mint.pubkey(),
-                rent,
-                spl_token::state::Mint::LEN as u64,
-                &spl_token::ID,
-            ),
-            spl_token::instruction::initialize_mint2(
-                &spl_token::ID,
-                &mint.pubkey(),
-                &self.mint_authority.pubkey(),
-                None,
-                COLLATERAL_DECIMALS,
-            )
-            .unwrap(),
-        ];
+        let ixs = backstop_client::token::create_mint(
+            &self.payer.pubkey(),
+            &mint.pubkey(),
+            rent,
+            &self.mint_authority.pubkey(),
+            COLLATERAL_DECIMALS,
+        );
         self.send_raw(&ixs, &[&mint]).expect("create mint");
         mint.pubkey()
     }
@@ -258,35 +248,15 @@ impl TestExchange {
         let rent = self
             .svm
             .minimum_balance_for_rent_exemption(spl_token::state::Account::LEN);
-        let mut ixs = vec![
-            solana_system_interface::instruction::create_account(
-                &self.payer.pubkey(),
-                &acct.pubkey(),
-                rent,
-                spl_token::state::Account::LEN as u64,
-                &spl_token::ID,
-            ),
-            spl_token::instruction::initialize_account3(
-                &spl_token::ID,
-                &acct.pubkey(),
-                mint,
-                owner,
-            )
-            .unwrap(),
-        ];
-        if amount > 0 {
-            ixs.push(
-                spl_token::instruction::mint_to(
-                    &spl_token::ID,
-                    mint,
-                    &acct.pubkey(),
-                    &self.mint_authority.pubkey(),
-                    &[],
-                    amount,
-                )
-                .unwrap(),
-            );
-        }
+        let ixs = backstop_client::token::create_token_account(
+            &self.payer.pubkey(),
+            &acct.pubkey(),
+            rent,
+            mint,
+            owner,
+            &self.mint_authority.pubkey(),
+            amount,
+        );
         let auth = self.mint_authority.insecure_clone();
         let signers: Vec<&Keypair> = if amount > 0 {
             vec![&acct, &auth]
