@@ -5,9 +5,13 @@
 
 pub mod batch;
 pub mod decode;
+pub mod errors;
 pub mod events;
 pub mod ix;
 pub mod pda;
+#[cfg(feature = "rpc")]
+pub mod rpc;
 pub mod token;
+pub mod view;
 
 pub use backstop::ID as PROGRAM_ID;

@@ -258,12 +258,11 @@ fn program_errors_come_back_decoded_and_change_nothing(net: &Localnet) {
         )],
     )
     .unwrap_err();
-    let code = anchor_lang::error::ERROR_CODE_OFFSET
-        + backstop::error::BackstopError::InsufficientCapital as u32;
+    assert_eq!(err.error_name(), Some("InsufficientCapital"), "{err}");
     assert!(
-        format!("{err:#}").contains(&format!("{code:#x}"))
-            || format!("{err:#}").contains(&code.to_string()),
-        "{err:#}"
+        err.to_string()
+            .starts_with("InsufficientCapital (error 6020): "),
+        "{err}"
     );
     assert_eq!(
         rpc.get_account_data(&pda::margin_account(&ex, &a.pubkey()))

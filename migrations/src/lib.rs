@@ -4,16 +4,14 @@
 use std::path::Path;
 
 use anchor_lang::prelude::Pubkey;
-use anchor_lang::solana_program::instruction::Instruction;
 use anyhow::{bail, Context, Result};
 use backstop::instructions::AddMarketArgs;
 use backstop::state::{ClawbackPolicy, ExchangeParams, MarketParams, OracleKind};
 use backstop_client::{decode, ix, pda};
 use serde::Deserialize;
 use solana_rpc_client::rpc_client::RpcClient;
-use solana_sdk::signature::{Keypair, Signature};
+use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
-use solana_sdk::transaction::Transaction;
 
 /// Oracle price exponent of feeds the migration creates (prices in micro-units).
 pub const FEED_EXPO: i32 = -6;
@@ -119,21 +117,8 @@ pub fn feed_price(price: f64) -> Result<i64> {
     Ok((price * 1e6).round() as i64)
 }
 
-/// Sends `ixs` in one transaction paid by `payer`, signed also by `signers`, and waits for
-/// confirmation.
-pub fn send(
-    rpc: &RpcClient,
-    payer: &Keypair,
-    signers: &[&Keypair],
-    ixs: &[Instruction],
-) -> Result<Signature> {
-    let mut all: Vec<&Keypair> = vec![payer];
-    all.extend_from_slice(signers);
-    let blockhash = rpc.get_latest_blockhash().context("getLatestBlockhash")?;
-    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
-    rpc.send_and_confirm_transaction(&tx)
-        .map_err(|e| anyhow::anyhow!("transaction failed: {e}"))
-}
+/// Sends and confirms; failures come back with the program error decoded.
+pub use backstop_client::rpc::send;
 
 /// What a deploy did, step by step.
 #[derive(Debug, Default)]

@@ -1,0 +1,301 @@
+//! JSON-RPC helpers shared by the CLI, the migrations, the localnet and the keeper
+//! (feature `rpc`): the `getProgramAccounts` filters, loading an exchange with its markets
+//! and oracles, and turning a failed transaction into a sentence that names the error.
+
+use anchor_lang::prelude::Pubkey;
+use anchor_lang::solana_program::instruction::Instruction;
+use backstop::state::{Exchange, MarginAccount};
+use solana_rpc_client::rpc_client::RpcClient;
+use solana_rpc_client_api::client_error::{Error as ClientError, ErrorKind};
+use solana_rpc_client_api::config::{RpcAccountInfoConfig, RpcProgramAccountsConfig};
+use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
+use solana_rpc_client_api::request::{RpcError, RpcResponseErrorData};
+use solana_rpc_client_api::response::RpcSimulateTransactionResult;
+use solana_sdk::instruction::InstructionError;
+use solana_sdk::signature::{Keypair, Signature};
+use solana_sdk::signer::Signer;
+use solana_sdk::transaction::{Transaction, TransactionError};
+
+use crate::decode;
+use crate::errors::{describe, failing_program, Described};
+use crate::view::{decode_oracle, MarketState};
+
+/// `getProgramAccounts` filters selecting the margin accounts of one exchange.
+pub fn margin_account_filters(exchange: &Pubkey) -> Vec<RpcFilterType> {
+    vec![
+        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+            0,
+            decode::margin_account_discriminator().to_vec(),
+        )),
+        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
+            decode::MARGIN_ACCOUNT_EXCHANGE_OFFSET,
+            exchange.to_bytes().to_vec(),
+        )),
+    ]
+}
+
+/// The full `getProgramAccounts` config for one exchange's margin accounts (base64).
+pub fn margin_accounts_config(exchange: &Pubkey) -> RpcProgramAccountsConfig {
+    RpcProgramAccountsConfig {
+        filters: Some(margin_account_filters(exchange)),
+        account_config: RpcAccountInfoConfig {
+            encoding: Some(solana_rpc_client_api::config::UiAccountEncoding::Base64),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// Every margin account of `exchange`.
+pub fn margin_accounts(
+    rpc: &RpcClient,
+    exchange: &Pubkey,
+) -> anyhow::Result<Vec<(Pubkey, MarginAccount)>> {
+    let accounts =
+        rpc.get_program_ui_accounts_with_config(&backstop::ID, margin_accounts_config(exchange))?;
+    accounts
+        .into_iter()
+        .map(|(k, a)| {
+            let data = a
+                .data
+                .decode()
+                .ok_or_else(|| anyhow::anyhow!("account {k}: undecodable data encoding"))?;
+            Ok((k, decode::margin_account(&data)?))
+        })
+        .collect()
+}
+
+/// An exchange with its markets and their oracles, read in two RPC round trips.
+#[derive(Debug, Clone)]
+pub struct ExchangeSnapshot {
+    pub address: Pubkey,
+    pub exchange: Exchange,
+    pub markets: Vec<MarketState>,
+    /// Cluster time (the clock sysvar) when read.
+    pub now: i64,
+}
+
+impl ExchangeSnapshot {
+    pub fn market(&self, index: u16) -> Option<&MarketState> {
+        self.markets.iter().find(|m| m.market.index == index)
+    }
+
+    /// A market by name (case-insensitive) or index.
+    pub fn find_market(&self, name_or_index: &str) -> Option<&MarketState> {
+        self.markets.iter().find(|m| {
+            m.name().eq_ignore_ascii_case(name_or_index)
+                || name_or_index.parse::<u16>().ok() == Some(m.market.index)
+        })
+    }
+
+    /// (market, oracle) pairs for every market `account` holds a position in.
+    pub fn pairs_for(&self, account: &MarginAccount) -> Vec<(Pubkey, Pubkey)> {
+        account
+            .positions
+            .iter()
+            .filter(|p| p.active)
+            .filter_map(|p| self.market(p.market_index))
+            .map(|m| (m.address, m.market.oracle))
+            .collect()
+    }
+}
+
+/// Reads an exchange, its markets and their oracle accounts.
+pub fn load_exchange(rpc: &RpcClient, address: &Pubkey) -> anyhow::Result<ExchangeSnapshot> {
+    let ex_data = match rpc.get_account(address) {
+        Ok(a) => a,
+        Err(e) => anyhow::bail!(
+            "no exchange at {address} on {} ({}): check --exchange and --url",
+            rpc.url(),
+            short(&e)
+        ),
+    };
+    if ex_data.owner != backstop::ID {
+        anyhow::bail!(
+            "{address} is owned by {}, not the Backstop program {}",
+            ex_data.owner,
+            backstop::ID
+        );
+    }
+    let exchange = decode::exchange(&ex_data.data)
+        .map_err(|_| anyhow::anyhow!("{address} is a Backstop account but not an exchange"))?;
+    let market_keys: Vec<Pubkey> = (0..exchange.num_markets)
+        .map(|i| crate::pda::market(address, i))
+        .collect();
+    let mut keys = market_keys.clone();
+    keys.push(solana_sdk_ids::sysvar::clock::ID);
+    let accounts = rpc.get_multiple_accounts(&keys)?;
+    let clock: solana_sdk::clock::Clock = accounts
+        .last()
+        .and_then(|a| a.as_ref())
+        .and_then(|a| bincode::deserialize(&a.data).ok())
+        .ok_or_else(|| anyhow::anyhow!("cannot read the clock sysvar"))?;
+    let mut markets = vec![];
+    for (k, a) in market_keys.iter().zip(&accounts) {
+        let a = a
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("market {k} is missing"))?;
+        markets.push(decode::market(&a.data)?);
+    }
+    let oracle_keys: Vec<Pubkey> = markets.iter().map(|m| m.oracle).collect();
+    let oracles = if oracle_keys.is_empty() {
+        vec![]
+    } else {
+        rpc.get_multiple_accounts(&oracle_keys)?
+    };
+    let markets = markets
+        .into_iter()
+        .zip(market_keys)
+        .zip(oracles)
+        .map(|((market, address), oracle)| {
+            let oracle = match oracle {
+                Some(o) => decode_oracle(&market, &o.owner, &o.data),
+                None => Err(format!("oracle account {} does not exist", market.oracle)),
+            };
+            MarketState {
+                address,
+                market,
+                oracle,
+            }
+        })
+        .collect();
+    Ok(ExchangeSnapshot {
+        address: *address,
+        exchange,
+        markets,
+        now: clock.unix_timestamp,
+    })
+}
+
+/// Why a transaction failed, decoded: the custom error's name and message when the
+/// program returned one, and the program logs of the simulation.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    pub error: Option<Described>,
+    /// The runtime's error text when no custom code applies.
+    pub runtime: Option<String>,
+    pub logs: Vec<String>,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.error, &self.runtime) {
+            (Some(d), _) => write!(f, "{} (error {}): {}", d.name, d.code, d.message),
+            (None, Some(r)) => write!(f, "{r}"),
+            (None, None) => write!(f, "transaction failed"),
+        }
+    }
+}
+
+/// Decodes a failed send into a [`Failure`]; `None` when the error is not a transaction
+/// failure (network, timeout, …).
+pub fn failure(err: &ClientError) -> Option<Failure> {
+    let (tx_err, logs): (Option<TransactionError>, Vec<String>) = match err.kind() {
+        ErrorKind::RpcError(RpcError::RpcResponseError {
+            data: RpcResponseErrorData::SendTransactionPreflightFailure(sim),
+            ..
+        }) => {
+            let RpcSimulateTransactionResult { err, logs, .. } = sim;
+            (
+                err.clone().map(Into::into),
+                logs.clone().unwrap_or_default(),
+            )
+        }
+        ErrorKind::TransactionError(e) => (Some(e.clone()), vec![]),
+        _ => return None,
+    };
+    let tx_err = tx_err?;
+    Some(failure_of(&tx_err, logs))
+}
+
+/// A [`Failure`] from a transaction error and the transaction's logs.
+pub fn failure_of(tx_err: &TransactionError, logs: Vec<String>) -> Failure {
+    let mut f = Failure {
+        logs,
+        ..Default::default()
+    };
+    match tx_err {
+        TransactionError::InstructionError(_, InstructionError::Custom(code)) => {
+            let program = failing_program(&f.logs).unwrap_or(backstop::ID);
+            f.error = describe(&program, *code);
+            if f.error.is_none() {
+                f.runtime = Some(format!("program {program} failed with custom error {code}"));
+            }
+        }
+        TransactionError::InstructionError(i, e) => {
+            f.runtime = Some(format!("instruction {i} failed: {e}"))
+        }
+        e => f.runtime = Some(e.to_string()),
+    }
+    f
+}
+
+/// One line for a client error: the decoded failure when there is one, else the error.
+pub fn explain(err: &ClientError) -> String {
+    match failure(err) {
+        Some(f) => f.to_string(),
+        None => short(err),
+    }
+}
+
+fn short(err: &ClientError) -> String {
+    let s = err.to_string();
+    match s.find("error sending request") {
+        Some(_) => "the RPC endpoint did not answer; is the validator running?".to_string(),
+        None => s,
+    }
+}
+
+/// An error from [`send`]: a decoded program failure, or a transport problem.
+#[derive(Debug)]
+pub enum SendError {
+    Failed(Failure),
+    Rpc(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Failed(x) => write!(f, "{x}"),
+            SendError::Rpc(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl SendError {
+    /// The custom error's name, when the program returned one.
+    pub fn error_name(&self) -> Option<&str> {
+        match self {
+            SendError::Failed(f) => f.error.as_ref().map(|d| d.name.as_str()),
+            SendError::Rpc(_) => None,
+        }
+    }
+}
+
+/// Signs with `payer` (fee payer) and `signers`, sends with preflight and waits for
+/// confirmation at the client's commitment.
+pub fn send(
+    rpc: &RpcClient,
+    payer: &Keypair,
+    signers: &[&Keypair],
+    ixs: &[Instruction],
+) -> Result<Signature, SendError> {
+    let mut all: Vec<&Keypair> = vec![payer];
+    all.extend_from_slice(signers);
+    let blockhash = rpc
+        .get_latest_blockhash()
+        .map_err(|e| SendError::Rpc(short(&e)))?;
+    let tx = Transaction::new_signed_with_payer(ixs, Some(&payer.pubkey()), &all, blockhash);
+    send_transaction(rpc, &tx)
+}
+
+/// Sends a fully signed transaction and waits for confirmation.
+pub fn send_transaction(rpc: &RpcClient, tx: &Transaction) -> Result<Signature, SendError> {
+    rpc.send_and_confirm_transaction(tx)
+        .map_err(|e| match failure(&e) {
+            Some(f) => SendError::Failed(f),
+            None => SendError::Rpc(short(&e)),
+        })
+}
