@@ -6,6 +6,8 @@
 //! build is injected as a builtin: its account exists at genesis (owned by the native
 //! loader, executable) and `Bank::add_builtin` registers the entrypoint on the banks.
 
+pub mod crash;
+
 use std::path::{Path, PathBuf};
 
 use anchor_lang::prelude::Pubkey;
@@ -271,4 +273,41 @@ pub fn free_rpc_port() -> u16 {
 pub fn token_balance(rpc: &RpcClient, account: &Pubkey) -> Result<u64> {
     let data = rpc.get_account_data(account)?;
     Ok(spl_token::state::Account::unpack(&data)?.amount)
+}
+
+/// I1 and I3 over RPC: vault + deficit == Σ capital + Σ pnl − Σ basis over every margin
+/// account of `exchange` (found with the client's getProgramAccounts filters), the vault's
+/// and the insurance vault's token balances equal the books.
+pub fn check_conservation(rpc: &RpcClient, exchange: &Pubkey) -> Result<()> {
+    let accounts = backstop_client::rpc::margin_accounts(rpc, exchange)?;
+    let ex = backstop_client::decode::exchange(&rpc.get_account_data(exchange)?)?;
+    let (mut cap, mut pnl, mut basis) = (0i128, 0i128, 0i128);
+    for (_, m) in &accounts {
+        cap += m.capital as i128;
+        pnl += m.pnl as i128;
+        basis += m
+            .positions
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.quote_basis as i128)
+            .sum::<i128>();
+    }
+    let vault = token_balance(rpc, &ex.vault)?;
+    anyhow::ensure!(
+        vault == ex.vault_balance,
+        "vault tokens {vault} != books {}",
+        ex.vault_balance
+    );
+    anyhow::ensure!(
+        vault as i128 + ex.deficit as i128 == cap + pnl - basis,
+        "I1: vault {vault} + deficit {} != capital {cap} + pnl {pnl} - basis {basis}",
+        ex.deficit
+    );
+    let ins = token_balance(rpc, &ex.insurance_vault)?;
+    anyhow::ensure!(
+        ins == ex.insurance_balance,
+        "I3: insurance tokens {ins} != books {}",
+        ex.insurance_balance
+    );
+    Ok(())
 }

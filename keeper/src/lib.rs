@@ -1,0 +1,18 @@
+//! backstop-keeper: watches oracle prices and margin accounts, liquidates accounts below
+//! maintenance margin (worst first, within the keeper's own margin), resolves
+//! bankruptcies, and drives every bad-debt epoch's clawback rounds until the exchange is
+//! back to `Normal`.
+//!
+//! - [`plan`]: the decisions, pure functions of decoded accounts (unit-tested);
+//! - [`exec`]: instructions, compute budget, simulation, confirmation, retries;
+//! - [`feed`]: websocket subscriptions with reconnection;
+//! - [`runner`]: the decision loop, snapshot/resync, sending threads, dedupe, backoff;
+//! - [`metrics`]: Prometheus `/metrics` and `/healthz`;
+//! - [`config`]: flags, environment, TOML.
+
+pub mod config;
+pub mod exec;
+pub mod feed;
+pub mod metrics;
+pub mod plan;
+pub mod runner;

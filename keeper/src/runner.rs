@@ -1,0 +1,689 @@
+//! The decision loop: snapshot, live updates, periodic resync, decisions on every change,
+//! a pool of sending threads with in-flight dedupe and per-account failure backoff.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use anyhow::{Context, Result};
+use backstop::state::{Exchange, PerpMarket};
+use backstop_client::batch::max_batch;
+use backstop_client::rpc::{load_exchange, margin_accounts};
+use backstop_client::view::decode_oracle;
+use backstop_client::{decode, ix, pda};
+use crossbeam_channel::{Receiver, Sender as ChanSender};
+use solana_sdk::signer::Signer;
+use tracing::{debug, error, info, warn};
+
+use crate::config::Settings;
+use crate::exec::{Outcome, Sender};
+use crate::feed::{self, Update};
+use crate::metrics::Metrics;
+use crate::plan::{self, Action, Book, Limits, Skip};
+
+/// Messages into the decision loop.
+pub enum Msg {
+    Feed(Update),
+    Done {
+        action: Action,
+        keys: Vec<String>,
+        outcome: Outcome,
+        price_seen: Option<(Instant, u64)>,
+    },
+}
+
+pub struct Keeper {
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub sender: Arc<Sender>,
+    pub book: Book,
+    /// Cluster unix time minus local unix time, from the last snapshot's clock sysvar.
+    clock_offset: i64,
+    in_flight: HashSet<String>,
+    backoff: HashMap<String, (u32, Instant)>,
+    /// Per market: when (and in which slot) the last oracle change was seen.
+    price_seen: HashMap<u16, (Instant, u64)>,
+    skip_logged: HashMap<Pubkey, Instant>,
+    tally_batch: usize,
+    clawback_batch: usize,
+    watch: Arc<Mutex<Vec<Pubkey>>>,
+}
+
+fn local_unix() -> i64 {
+    crate::metrics::unix_ms() / 1_000
+}
+
+/// Takes a full snapshot: the exchange, markets, oracles, the clock and every margin account.
+pub fn snapshot(
+    rpc: &solana_rpc_client::rpc_client::RpcClient,
+    exchange: &Pubkey,
+) -> Result<(Book, i64)> {
+    let snap = load_exchange(rpc, exchange)?;
+    let accounts = margin_accounts(rpc, exchange).context("getProgramAccounts")?;
+    let book = Book {
+        exchange_address: *exchange,
+        exchange: Some(snap.exchange),
+        markets: snap.markets,
+        accounts: accounts.into_iter().collect(),
+    };
+    Ok((book, snap.now))
+}
+
+impl Keeper {
+    pub fn new(settings: Settings, metrics: Arc<Metrics>, sender: Arc<Sender>) -> Self {
+        Keeper {
+            book: Book {
+                exchange_address: settings.exchange,
+                ..Default::default()
+            },
+            settings,
+            metrics,
+            sender,
+            clock_offset: 0,
+            in_flight: HashSet::new(),
+            backoff: HashMap::new(),
+            price_seen: HashMap::new(),
+            skip_logged: HashMap::new(),
+            tally_batch: 1,
+            clawback_batch: 1,
+            watch: Arc::new(Mutex::new(vec![])),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        local_unix() + self.clock_offset
+    }
+
+    fn keeper_account(&self) -> Pubkey {
+        pda::margin_account(&self.settings.exchange, &self.sender.payer.pubkey())
+    }
+
+    /// Full resync; reconciles the cached book with the chain.
+    pub fn resync(&mut self) -> Result<()> {
+        let (book, now) = snapshot(&self.sender.rpc, &self.settings.exchange)?;
+        let before = self.book.accounts.len();
+        for m in &book.markets {
+            let old = self.book.market(m.market.index).map(|o| o.oracle.clone());
+            if old.as_ref() != Some(&m.oracle) {
+                self.price_seen.insert(m.market.index, (Instant::now(), 0));
+            }
+        }
+        self.book = book;
+        self.clock_offset = now - local_unix();
+        self.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
+        self.metrics.fresh_data();
+        self.metrics
+            .accounts
+            .store(self.book.accounts.len() as u64, Ordering::Relaxed);
+        let mut watch = vec![self.settings.exchange];
+        watch.extend(self.book.markets.iter().map(|m| m.market.oracle));
+        watch.extend(self.book.markets.iter().map(|m| m.address));
+        *self.watch.lock().unwrap() = watch;
+        self.size_batches();
+        debug!(accounts = self.book.accounts.len(), before, "resynced");
+        Ok(())
+    }
+
+    /// The largest tally / clawback batches that fit one transaction with this exchange's
+    /// markets and the keeper's compute-budget instructions.
+    fn size_batches(&mut self) {
+        let payer = self.sender.payer.pubkey();
+        let ex = self.settings.exchange;
+        let keys = ix::ExchangeKeys::of(ex);
+        let pairs: Vec<(Pubkey, Pubkey)> = self
+            .book
+            .markets
+            .iter()
+            .map(|m| (m.address, m.market.oracle))
+            .collect();
+        let fake: Vec<Pubkey> = (0..64).map(|_| Pubkey::new_unique()).collect();
+        self.tally_batch = max_batch(&payer, 64, |n| ix::tally(&ex, &fake[..n], &pairs)).max(1);
+        self.clawback_batch = max_batch(&payer, 64, |n| ix::clawback(&keys, &fake[..n])).max(1);
+    }
+
+    /// Applies one account update from the websocket or a post-send refresh.
+    pub fn apply(&mut self, key: Pubkey, owner: Pubkey, data: &[u8], slot: u64, seen: Instant) {
+        if key == self.settings.exchange {
+            if let Ok(e) = decode::exchange(data) {
+                self.book.exchange = Some(e);
+            }
+            return;
+        }
+        if let Some(i) = self
+            .book
+            .markets
+            .iter()
+            .position(|m| m.market.oracle == key)
+        {
+            let m = &mut self.book.markets[i];
+            let decoded = decode_oracle(&m.market, &owner, data);
+            if decoded != m.oracle {
+                m.oracle = decoded;
+                self.price_seen.insert(m.market.index, (seen, slot));
+            }
+            return;
+        }
+        if let Some(i) = self.book.markets.iter().position(|m| m.address == key) {
+            if let Ok(pm) = decode::market(data) {
+                let pm: PerpMarket = pm;
+                self.book.markets[i].market = pm;
+            }
+            return;
+        }
+        if owner == backstop::ID {
+            match decode::margin_account(data) {
+                Ok(a) if a.exchange == self.settings.exchange => {
+                    self.book.accounts.insert(key, a);
+                }
+                _ => {
+                    // Closed (zero data) or not a margin account of this exchange.
+                    if data.is_empty() {
+                        self.book.accounts.remove(&key);
+                    }
+                }
+            }
+            self.metrics
+                .accounts
+                .store(self.book.accounts.len() as u64, Ordering::Relaxed);
+        } else if data.is_empty() {
+            self.book.accounts.remove(&key);
+        }
+    }
+
+    /// Re-reads accounts a confirmed or failed action touched, and the exchange.
+    fn refresh(&mut self, accounts: &[Pubkey]) {
+        let mut keys = vec![self.settings.exchange, self.keeper_account()];
+        keys.extend_from_slice(accounts);
+        for chunk in keys.chunks(100) {
+            match self.sender.rpc.get_multiple_accounts(chunk) {
+                Ok(found) => {
+                    for (k, a) in chunk.iter().zip(found) {
+                        match a {
+                            Some(a) => self.apply(*k, a.owner, &a.data, 0, Instant::now()),
+                            None => {
+                                self.book.accounts.remove(k);
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.metrics.error("rpc");
+                    warn!(error = %e, "refreshing accounts after a send failed; the next resync will catch up");
+                }
+            }
+        }
+    }
+
+    /// Re-reads the accounts of a confirmed clawback and counts the charges from their
+    /// receipts (charged in the current round, amount > 0). The websocket may have
+    /// delivered the new state already, so receipts, not before/after diffs, are counted.
+    fn count_charges(&mut self, accounts: &[Pubkey]) {
+        self.refresh(accounts);
+        let round = self.book.exchange.as_ref().map_or(0, |e| e.epoch.round_seq);
+        let (mut n, mut atoms) = (0u64, 0u64);
+        for k in accounts {
+            if let Some(a) = self.book.accounts.get(k) {
+                if a.clawback.applied_round == round && a.clawback.last_amount > 0 {
+                    n += 1;
+                    atoms += a.clawback.last_amount;
+                }
+            }
+        }
+        self.metrics.clawback_charges.fetch_add(n, Ordering::Relaxed);
+        self.metrics
+            .clawback_charged_atoms
+            .fetch_add(atoms, Ordering::Relaxed);
+        info!(charged_accounts = n, charged_atoms = atoms, "clawback charges recorded");
+    }
+
+    fn blocked(&self, keys: &[String]) -> bool {
+        let now = Instant::now();
+        keys.iter().any(|k| {
+            self.in_flight.contains(k) || self.backoff.get(k).is_some_and(|(_, until)| *until > now)
+        })
+    }
+
+    /// Everything due now, in priority order: liquidations (worst first), bankruptcies,
+    /// then the next epoch step.
+    pub fn decide(&mut self) -> Vec<(Action, Vec<String>)> {
+        let now = self.now();
+        let t = Instant::now();
+        let (cache, _) = self.book.prices(now);
+        let risks = plan::assess(&self.book, &cache);
+        self.metrics
+            .health_recompute_micros
+            .store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let liquidatable = risks
+            .iter()
+            .filter(|r| r.health.is_liquidatable().unwrap_or(false))
+            .count();
+        self.metrics
+            .liquidatable
+            .store(liquidatable as u64, Ordering::Relaxed);
+        if let Some(e) = &self.book.exchange {
+            self.metrics.deficit.store(e.deficit, Ordering::Relaxed);
+        }
+        let me = self.keeper_account();
+        let keeper = self.book.accounts.get(&me).map(|a| (&me, a));
+        let limits = Limits {
+            max_position_base: self.settings.max_position,
+        };
+        let (liqs, skips) = plan::liquidations(&self.book, &cache, &risks, keeper, &limits);
+        for s in skips {
+            if let Skip::KeeperMarginTooSmall {
+                account,
+                market_index,
+            } = s
+            {
+                let recently = self
+                    .skip_logged
+                    .get(&account)
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+                if !recently {
+                    self.metrics
+                        .skipped_keeper_margin
+                        .fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        %account,
+                        market_index,
+                        keeper_account = %me,
+                        "account is liquidatable but the keeper's margin account cannot take any of the position while staying above initial margin; deposit more into the keeper's account (or raise --max-position)"
+                    );
+                    self.skip_logged.insert(account, Instant::now());
+                }
+            }
+        }
+        let mut out = vec![];
+        let push = |a: Action, keys: Vec<String>, out: &mut Vec<(Action, Vec<String>)>| {
+            out.push((a, keys));
+        };
+        for a in liqs {
+            if let Action::Liquidate { account, .. } = &a {
+                let keys = vec![format!("acct:{account}")];
+                push(a.clone(), keys, &mut out);
+            }
+        }
+        for a in plan::bankruptcies(&risks) {
+            if let Action::ResolveBankruptcy { account } = &a {
+                let keys = vec![format!("acct:{account}")];
+                push(a.clone(), keys, &mut out);
+            }
+        }
+        let busy: HashSet<Pubkey> = self
+            .in_flight
+            .iter()
+            .filter_map(|k| k.strip_prefix("acct:")?.parse().ok())
+            .collect();
+        for a in plan::epoch_step(&self.book, now, self.tally_batch, self.clawback_batch) {
+            match a {
+                Action::Tally { accounts } => {
+                    let free: Vec<Pubkey> =
+                        accounts.into_iter().filter(|k| !busy.contains(k)).collect();
+                    if !free.is_empty() {
+                        let keys = free.iter().map(|k| format!("acct:{k}")).collect();
+                        push(Action::Tally { accounts: free }, keys, &mut out);
+                    }
+                }
+                Action::Clawback { accounts } => {
+                    let free: Vec<Pubkey> =
+                        accounts.into_iter().filter(|k| !busy.contains(k)).collect();
+                    if !free.is_empty() {
+                        let keys = free.iter().map(|k| format!("acct:{k}")).collect();
+                        push(Action::Clawback { accounts: free }, keys, &mut out);
+                    }
+                }
+                other => {
+                    // Round steps wait for every account operation of the round.
+                    let any_round_work = self.in_flight.iter().any(|k| k.starts_with("acct:"));
+                    if !any_round_work || matches!(other, Action::BeginClawback) {
+                        push(other, vec!["epoch".into()], &mut out);
+                    }
+                }
+            }
+        }
+        out.retain(|(_, keys)| !self.blocked(keys));
+        out
+    }
+
+    fn record(
+        &mut self,
+        action: &Action,
+        keys: &[String],
+        outcome: &Outcome,
+        price_seen: Option<(Instant, u64)>,
+    ) {
+        for k in keys {
+            self.in_flight.remove(k);
+        }
+        match outcome {
+            Outcome::Confirmed { signature, slot } => {
+                for k in keys {
+                    self.backoff.remove(k);
+                }
+                self.metrics.transactions.fetch_add(1, Ordering::Relaxed);
+                match action {
+                    Action::Liquidate {
+                        account,
+                        market_index,
+                        ..
+                    } => {
+                        self.metrics.liquidations.fetch_add(1, Ordering::Relaxed);
+                        let (ms, slots) = price_seen
+                            .map(|(t, s)| {
+                                let secs = t.elapsed().as_secs_f64();
+                                self.metrics.latency.lock().unwrap().observe(secs);
+                                (
+                                    (secs * 1e3) as u64,
+                                    if s > 0 { slot.saturating_sub(s) } else { 0 },
+                                )
+                            })
+                            .unwrap_or((0, 0));
+                        info!(%account, market_index, %signature, slot, latency_ms = ms, latency_slots = slots, "liquidated");
+                    }
+                    Action::ResolveBankruptcy { account } => {
+                        self.metrics.bankruptcies.fetch_add(1, Ordering::Relaxed);
+                        info!(%account, %signature, "bankruptcy resolved");
+                    }
+                    Action::BeginClawback => {
+                        self.metrics.rounds_begun.fetch_add(1, Ordering::Relaxed);
+                        info!(%signature, "clawback round begun");
+                    }
+                    Action::Tally { accounts } => {
+                        self.metrics.tallies.fetch_add(1, Ordering::Relaxed);
+                        info!(accounts = accounts.len(), %signature, "tallied");
+                    }
+                    Action::FinalizeTally => info!(%signature, "tally finalized"),
+                    Action::Clawback { accounts } => {
+                        // Charges are counted from the accounts' receipts after the refresh.
+                        info!(accounts = accounts.len(), %signature, "clawback applied");
+                    }
+                }
+            }
+            Outcome::BenignRace(name) => {
+                self.metrics.benign_races.fetch_add(1, Ordering::Relaxed);
+                info!(action = action.kind(), error = %name, "already done by someone else (benign race)");
+            }
+            Outcome::DryRun => info!(action = ?action, "dry run: would send"),
+            Outcome::Failed { kind, message } => {
+                self.metrics.error(kind);
+                for k in keys {
+                    let e = self.backoff.entry(k.clone()).or_insert((0, Instant::now()));
+                    e.0 += 1;
+                    e.1 = Instant::now() + Duration::from_secs((1u64 << e.0.min(6)).min(60));
+                }
+                error!(action = action.kind(), kind = %kind, error = %message, "transaction failed; backing off this account");
+            }
+        }
+    }
+
+    /// Runs until `stop`: the decision loop with `settings.workers` sending threads.
+    pub fn run(mut self, stop: Arc<AtomicBool>) -> Result<()> {
+        let (tx, rx): (ChanSender<Msg>, Receiver<Msg>) = crossbeam_channel::unbounded();
+        // First snapshot, retried until it succeeds (the exchange may not exist yet).
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            match self.resync() {
+                Ok(()) => break,
+                Err(e) => {
+                    self.metrics.error("rpc");
+                    warn!(error = %format!("{e:#}"), "initial snapshot failed; retrying");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+        self.metrics.ready.store(true, Ordering::Relaxed);
+        info!(
+            exchange = %self.settings.exchange,
+            accounts = self.book.accounts.len(),
+            markets = self.book.markets.len(),
+            keeper = %self.sender.payer.pubkey(),
+            tally_batch = self.tally_batch,
+            clawback_batch = self.clawback_batch,
+            dry_run = self.settings.dry_run,
+            "snapshot loaded; watching"
+        );
+        let (ftx, frx) = crossbeam_channel::unbounded::<Update>();
+        feed::spawn(
+            self.settings.ws_url.clone(),
+            self.settings.exchange,
+            self.watch.clone(),
+            ftx,
+            stop.clone(),
+        );
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for u in frx {
+                    if tx.send(Msg::Feed(u)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let (jtx, jrx) = crossbeam_channel::unbounded::<(
+            Action,
+            Vec<String>,
+            Vec<anchor_lang::solana_program::instruction::Instruction>,
+            Option<(Instant, u64)>,
+        )>();
+        for i in 0..self.settings.workers {
+            let jrx = jrx.clone();
+            let tx = tx.clone();
+            let sender = self.sender.clone();
+            std::thread::Builder::new()
+                .name(format!("sender-{i}"))
+                .spawn(move || {
+                    for (action, keys, ixs, price_seen) in jrx {
+                        let outcome = sender.execute(ixs);
+                        if tx
+                            .send(Msg::Done {
+                                action,
+                                keys,
+                                outcome,
+                                price_seen,
+                            })
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                })?;
+        }
+        let mut last_resync = Instant::now();
+        let mut last_decide = Instant::now() - Duration::from_secs(10);
+        let mut dirty = true;
+        while !stop.load(Ordering::Relaxed) {
+            let mut msgs = vec![];
+            if let Ok(m) = rx.recv_timeout(Duration::from_millis(50)) {
+                msgs.push(m);
+            }
+            msgs.extend(rx.try_iter());
+            let mut to_refresh = vec![];
+            for m in msgs {
+                match m {
+                    Msg::Feed(Update::Account {
+                        key,
+                        owner,
+                        data,
+                        slot,
+                        seen,
+                    }) => {
+                        self.metrics.fresh_data();
+                        self.apply(key, owner, &data, slot, seen);
+                        dirty = true;
+                    }
+                    Msg::Feed(Update::Connected) => {
+                        info!("websocket subscriptions established; resyncing");
+                        last_resync = Instant::now() - self.settings.resync;
+                    }
+                    Msg::Feed(Update::Disconnected(reason)) => {
+                        self.metrics.ws_reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.error("websocket");
+                        warn!(%reason, "websocket lost; reconnecting (the periodic resync keeps the book current meanwhile)");
+                    }
+                    Msg::Done {
+                        action,
+                        keys,
+                        outcome,
+                        price_seen,
+                    } => {
+                        self.record(&action, &keys, &outcome, price_seen);
+                        self.metrics.rpc_retries.store(
+                            self.sender.retries.load(Ordering::Relaxed),
+                            Ordering::Relaxed,
+                        );
+                        if let (Action::Clawback { accounts }, Outcome::Confirmed { .. }) =
+                            (&action, &outcome)
+                        {
+                            self.count_charges(accounts);
+                        } else {
+                            to_refresh.extend(touched(&action));
+                        }
+                        dirty = true;
+                    }
+                }
+            }
+            if !to_refresh.is_empty() {
+                self.refresh(&to_refresh);
+            }
+            if last_resync.elapsed() >= self.settings.resync {
+                last_resync = Instant::now();
+                if let Err(e) = self.resync() {
+                    self.metrics.error("rpc");
+                    warn!(error = %format!("{e:#}"), "resync failed; keeping the cached book and retrying next period");
+                }
+                dirty = true;
+            }
+            // Time alone changes what is due (epoch age, cooldowns, oracle staleness).
+            if dirty || last_decide.elapsed() >= Duration::from_secs(1) {
+                dirty = false;
+                last_decide = Instant::now();
+                for (action, keys) in self.decide() {
+                    let Some(ixs) = self.sender.instructions(&self.book, &action) else {
+                        continue;
+                    };
+                    let price_seen = match &action {
+                        Action::Liquidate { market_index, .. } => {
+                            // Re-check freshness right before sending.
+                            let m = self.book.market(*market_index);
+                            let d = self
+                                .book
+                                .exchange
+                                .as_ref()
+                                .map(|e| e.collateral_decimals)
+                                .unwrap_or(6);
+                            if m.is_none_or(|m| m.price(d, self.now()).is_err()) {
+                                continue;
+                            }
+                            self.price_seen.get(market_index).copied()
+                        }
+                        _ => None,
+                    };
+                    for k in &keys {
+                        self.in_flight.insert(k.clone());
+                    }
+                    info!(action = action.kind(), detail = ?action, "sending");
+                    let _ = jtx.send((action, keys, ixs, price_seen));
+                }
+            }
+        }
+        info!(
+            in_flight = self.in_flight.len(),
+            "stopping: waiting for in-flight transactions"
+        );
+        drop(jtx);
+        let deadline = Instant::now() + self.settings.confirm_timeout;
+        while !self.in_flight.is_empty() && Instant::now() < deadline {
+            if let Ok(Msg::Done {
+                action,
+                keys,
+                outcome,
+                price_seen,
+            }) = rx.recv_timeout(Duration::from_millis(100))
+            {
+                self.record(&action, &keys, &outcome, price_seen);
+            }
+        }
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Accounts an action writes (re-read after it lands).
+fn touched(a: &Action) -> Vec<Pubkey> {
+    match a {
+        Action::Liquidate { account, .. } | Action::ResolveBankruptcy { account } => vec![*account],
+        Action::Tally { accounts } | Action::Clawback { accounts } => accounts.clone(),
+        _ => vec![],
+    }
+}
+
+/// `status`: the riskiest accounts and the epoch state, as text.
+pub fn status_text(book: &Book, now: i64, top: usize) -> String {
+    use std::fmt::Write;
+    let (cache, problems) = book.prices(now);
+    let risks = plan::assess(book, &cache);
+    let ex: &Exchange = book.exchange.as_ref().expect("snapshot has the exchange");
+    let d = ex.collateral_decimals;
+    let amt = |v: i128| backstop_client::view::format_scaled(v, d as i32, d as u32);
+    let mut o = String::new();
+    let e = &ex.epoch;
+    let _ = writeln!(o, "Exchange {}", book.exchange_address);
+    let _ = writeln!(
+        o,
+        "  epoch {:?} (epoch {}, round {}; tallied {}/{}, applied {}/{}), deficit {}, insurance {}, vault {}",
+        e.phase,
+        e.epoch_id,
+        e.rounds_in_epoch,
+        e.tallied,
+        e.accounts_to_tally,
+        e.applied,
+        e.to_apply,
+        amt(ex.deficit as i128),
+        amt(ex.insurance_balance as i128),
+        amt(ex.vault_balance as i128)
+    );
+    let _ =
+        writeln!(
+        o,
+        "  {} margin accounts, {} liquidatable, {} bankrupt, {} market(s) without a usable price",
+        book.accounts.len(),
+        risks.iter().filter(|r| r.health.is_liquidatable().unwrap_or(false)).count(),
+        risks.iter().filter(|r| r.health.is_bankrupt()).count(),
+        problems
+    );
+    let _ = writeln!(
+        o,
+        "\n  {:<44} {:>16} {:>16} {:>16}  STATUS",
+        "ACCOUNT", "EQUITY", "MAINT. MARGIN", "EQUITY − MM"
+    );
+    for r in risks.iter().take(top) {
+        let status = if r.health.is_bankrupt() {
+            "bankrupt"
+        } else if r.health.is_liquidatable().unwrap_or(false) {
+            "liquidatable"
+        } else {
+            "ok"
+        };
+        let _ = writeln!(
+            o,
+            "  {:<44} {:>16} {:>16} {:>16}  {status}",
+            r.account.to_string(),
+            amt(r.health.equity),
+            amt(r.health.maintenance_margin as i128),
+            amt(r.maintenance_health)
+        );
+    }
+    o
+}
+
+/// The keeper's own margin account.
+pub fn keeper_margin_account(exchange: &Pubkey, keeper: &Pubkey) -> Pubkey {
+    pda::margin_account(exchange, keeper)
+}

@@ -1,0 +1,566 @@
+//! The real `backstop-keeper` binary against the real localnet validator over JSON-RPC and
+//! websocket. One validator for the whole file (validators in one process collide on
+//! gossip ports); each scenario runs on its own exchange.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backstop::state::EpochPhase;
+use backstop_localnet::crash::{self, Crash, USDC};
+use backstop_localnet::{
+    check_conservation, free_rpc_port, start, token_balance, Localnet, LocalnetConfig,
+};
+use solana_sdk::signature::{write_keypair_file, Keypair};
+use solana_sdk::signer::Signer;
+
+struct KeeperProc {
+    child: Child,
+    metrics: String,
+    log: PathBuf,
+}
+
+impl KeeperProc {
+    fn start(
+        net: &Localnet,
+        exchange: &anchor_lang::prelude::Pubkey,
+        keypair: &Keypair,
+        tag: &str,
+        extra: &[&str],
+    ) -> KeeperProc {
+        let dir = std::env::temp_dir().join(format!("keeper-e2e-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kp = dir.join(format!("{tag}.json"));
+        write_keypair_file(keypair, &kp).unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join(format!("{tag}.log"));
+        let mut args: Vec<String> = vec![
+            "--url".into(),
+            net.rpc_url(),
+            "--ws-url".into(),
+            net.ws_url(),
+            "--keypair".into(),
+            kp.display().to_string(),
+            "--exchange".into(),
+            exchange.to_string(),
+            "--metrics-addr".into(),
+            format!("127.0.0.1:{port}"),
+            "--resync-secs".into(),
+            "2".into(),
+            "--confirm-timeout-secs".into(),
+            "10".into(),
+        ];
+        // Later flags override (tests pass --url / --ws-url through proxies).
+        for pair in extra.chunks(2) {
+            if let Some(i) = args.iter().position(|a| a == pair[0]) {
+                args[i + 1] = pair[1].to_string();
+            } else {
+                args.extend(pair.iter().map(|s| s.to_string()));
+            }
+        }
+        let child = Command::new(env!("CARGO_BIN_EXE_backstop-keeper"))
+            .args(&args)
+            .env("BACKSTOP_KEEPER_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn backstop-keeper");
+        KeeperProc {
+            child,
+            metrics: format!("127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(&self.metrics).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let code = out.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
+    }
+
+    fn metric(&self, name: &str) -> u64 {
+        let (_, body) = self.get("/metrics").expect("metrics endpoint");
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn errors(&self) -> Vec<String> {
+        let (_, body) = self.get("/metrics").expect("metrics endpoint");
+        body.lines()
+            .filter(|l| l.starts_with("backstop_keeper_errors_total{"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn wait_ready(&self) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Some((200, _)) = self.get("/healthz") {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("keeper never became healthy:\n{}", self.logs());
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("keeper ignored SIGTERM:\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for KeeperProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback TCP proxy that can refuse a share of connections, cut every live
+/// connection periodically, or go dark.
+struct Proxy {
+    port: u16,
+    dark: Arc<AtomicBool>,
+    accepted: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    /// `drop_every`: refuse every n-th new connection (0: none); `cut_every`: close every
+    /// live connection at this period.
+    fn start(upstream: String, drop_every: u64, cut_every: Option<Duration>) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dark = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let epoch = Arc::new(AtomicU64::new(0));
+        if let Some(period) = cut_every {
+            let epoch = epoch.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(period);
+                epoch.fetch_add(1, Ordering::SeqCst);
+            });
+        }
+        {
+            let dark = dark.clone();
+            let accepted = accepted.clone();
+            std::thread::spawn(move || {
+                for client in listener.incoming().flatten() {
+                    let n = accepted.fetch_add(1, Ordering::SeqCst) + 1;
+                    if dark.load(Ordering::SeqCst) || (drop_every > 0 && n.is_multiple_of(drop_every)) {
+                        drop(client);
+                        continue;
+                    }
+                    let Ok(server) = TcpStream::connect(&upstream) else {
+                        continue;
+                    };
+                    let mine = epoch.load(Ordering::SeqCst);
+                    for (mut from, mut to) in [
+                        (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                        (server, client),
+                    ] {
+                        let dark = dark.clone();
+                        let epoch = epoch.clone();
+                        std::thread::spawn(move || {
+                            let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+                            let mut buf = [0u8; 16 * 1024];
+                            loop {
+                                if dark.load(Ordering::SeqCst)
+                                    || epoch.load(Ordering::SeqCst) != mine
+                                {
+                                    break;
+                                }
+                                match from.read(&mut buf) {
+                                    Ok(0) => break,
+                                    Ok(k) => {
+                                        if to.write_all(&buf[..k]).is_err() {
+                                            break;
+                                        }
+                                    }
+                                    Err(e)
+                                        if matches!(
+                                            e.kind(),
+                                            std::io::ErrorKind::WouldBlock
+                                                | std::io::ErrorKind::TimedOut
+                                        ) =>
+                                    {
+                                        continue
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            let _ = from.shutdown(std::net::Shutdown::Both);
+                            let _ = to.shutdown(std::net::Shutdown::Both);
+                        });
+                    }
+                }
+            });
+        }
+        Proxy {
+            port,
+            dark,
+            accepted,
+        }
+    }
+}
+
+fn upstream(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string()
+}
+
+fn keeper_wallet(net: &Localnet) -> Keypair {
+    let k = Keypair::new();
+    net.fund_sol(&k.pubkey(), 10_000_000_000).unwrap();
+    k
+}
+
+/// The worked example's final state, to the atom, read over RPC.
+fn assert_worked_example(net: &Localnet, c: &Crash, liquidators: &[&str]) {
+    let rpc = net.rpc();
+    let ex = crash::exchange(&rpc, c).unwrap();
+    assert_eq!(ex.epoch.phase, EpochPhase::Normal);
+    assert_eq!(ex.deficit, 0);
+    assert_eq!(ex.epoch.epoch_id, 2, "exactly one bad-debt epoch");
+    assert_eq!(
+        ex.insurance_balance, 1,
+        "the clawback's one atom of rounding excess"
+    );
+    let loser = crash::account(&rpc, c, "loser").unwrap();
+    assert_eq!((loser.capital, loser.pnl), (0, 0));
+    assert!(!loser.positions.iter().any(|p| p.active));
+    assert_eq!(
+        crash::account(&rpc, c, "winner-1")
+            .unwrap()
+            .clawback
+            .lifetime_total,
+        211_224_490
+    );
+    assert_eq!(
+        crash::account(&rpc, c, "winner-2")
+            .unwrap()
+            .clawback
+            .lifetime_total,
+        140_816_327
+    );
+    // The liquidator earned the 68 USDC fee from the insurance fund and paid its share.
+    let charged: Vec<u64> = liquidators
+        .iter()
+        .map(|n| crash::account(&rpc, c, n).unwrap().clawback.lifetime_total)
+        .collect();
+    assert_eq!(charged.iter().sum::<u64>(), 15_959_184, "{charged:?}");
+    let by = crash::account(&rpc, c, "bystander").unwrap();
+    assert_eq!((by.capital, by.clawback.lifetime_total), (500 * USDC, 0));
+    // Tokens: the vault holds exactly the books; the wallets kept their 100 USDC spare.
+    assert_eq!(token_balance(&rpc, &ex.vault).unwrap(), ex.vault_balance);
+    for p in &c.people {
+        assert_eq!(
+            token_balance(&rpc, &p.token).unwrap(),
+            100 * USDC,
+            "{}",
+            p.name
+        );
+    }
+    check_conservation(&rpc, &c.exchange).unwrap();
+}
+
+#[test]
+fn keeper_end_to_end_on_the_localnet_validator() {
+    let ledger = std::env::temp_dir().join(format!("backstop-keeper-{}", std::process::id()));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cfg = LocalnetConfig {
+        rpc_port: free_rpc_port(),
+        ledger: ledger.clone(),
+        deploy_config: root.join("migrations/localnet.toml"),
+        demo_wallets: 0,
+        wallet_usdc: 0,
+        program_so: None,
+    };
+    let net = start(&cfg).expect("localnet");
+    crash_to_normal_started_before_any_account(&net);
+    two_keepers_at_once(&net);
+    stale_oracle_then_fresh(&net);
+    keeper_margin_too_small(&net);
+    websocket_dropped_resync_still_catches_the_crash(&net);
+    rpc_errors_injected(&net);
+    drop(net);
+    let _ = std::fs::remove_dir_all(&ledger);
+}
+
+fn crash_to_normal_started_before_any_account(net: &Localnet) {
+    // The exchange exists but has no accounts when the keeper starts.
+    let report = crash::deploy_exchange(net, 1, 120).unwrap();
+    let kw = keeper_wallet(net);
+    let k = KeeperProc::start(net, &report.exchange, &kw, "main", &[]);
+    k.wait_ready();
+    assert_eq!(k.metric("backstop_keeper_accounts"), 0);
+    let c = crash::setup(net, 1, 120, kw, 10_000 * USDC).unwrap();
+    // Nothing to do at $100.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(k.metric("backstop_keeper_liquidations_total"), 0);
+    crash::set_price(net, &c, 85).unwrap();
+    crash::wait_until_resolved(&net.rpc(), &c, 2, Duration::from_secs(90), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", k.logs()));
+    assert_worked_example(net, &c, &["keeper"]);
+    let ms = Instant::now();
+    while k.metric("backstop_keeper_clawback_charges_total") < 3
+        && ms.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(k.metric("backstop_keeper_liquidations_total"), 1);
+    assert_eq!(k.metric("backstop_keeper_bankruptcies_total"), 1);
+    assert_eq!(k.metric("backstop_keeper_clawback_rounds_begun_total"), 1);
+    assert_eq!(k.metric("backstop_keeper_clawback_charges_total"), 3);
+    assert_eq!(
+        k.metric("backstop_keeper_clawback_charged_atoms_total"),
+        368_000_001
+    );
+    assert!(k.errors().is_empty(), "{:?}\n{}", k.errors(), k.logs());
+    let (code, body) = k.get("/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        body.contains("backstop_keeper_price_to_liquidation_seconds_count 1"),
+        "{body}"
+    );
+    assert_eq!(k.get("/healthz").unwrap().0, 200);
+    let logs = k.logs();
+    assert!(
+        logs.contains("liquidated")
+            && logs.contains("bankruptcy resolved")
+            && logs.contains("clawback applied"),
+        "{logs}"
+    );
+    let st = k.terminate();
+    assert!(st.success(), "SIGTERM exit: {st:?}");
+}
+
+fn two_keepers_at_once(net: &Localnet) {
+    let kw = keeper_wallet(net);
+    let other = keeper_wallet(net);
+    let c = crash::setup(net, 2, 120, kw, 10_000 * USDC).unwrap();
+    // The second keeper has a margin account of its own on this exchange.
+    let rpc = net.rpc();
+    let token = net.fund_usdc(&other.pubkey(), 10_000 * USDC).unwrap();
+    let keys = backstop_client::ix::ExchangeKeys::of(c.exchange);
+    backstop_migrations::send(
+        &rpc,
+        &other,
+        &[],
+        &[
+            backstop_client::ix::create_margin_account(&other.pubkey(), &c.exchange),
+            backstop_client::ix::deposit(&keys, &other.pubkey(), &token, 10_000 * USDC),
+        ],
+    )
+    .unwrap();
+    let a = KeeperProc::start(net, &c.exchange, c.keeper(), "two-a", &[]);
+    let b = KeeperProc::start(net, &c.exchange, &other, "two-b", &[]);
+    a.wait_ready();
+    b.wait_ready();
+    crash::set_price(net, &c, 85).unwrap();
+    crash::wait_until_resolved(&rpc, &c, 2, Duration::from_secs(90), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", a.logs(), b.logs()));
+    std::thread::sleep(Duration::from_secs(1));
+    let liqs = a.metric("backstop_keeper_liquidations_total")
+        + b.metric("backstop_keeper_liquidations_total");
+    let bks = a.metric("backstop_keeper_bankruptcies_total")
+        + b.metric("backstop_keeper_bankruptcies_total");
+    assert_eq!(
+        (liqs, bks),
+        (1, 1),
+        "each account liquidated and resolved once"
+    );
+    assert!(
+        a.errors().is_empty() && b.errors().is_empty(),
+        "{:?} {:?}\n{}\n{}",
+        a.errors(),
+        b.errors(),
+        a.logs(),
+        b.logs()
+    );
+    // Whoever liquidated carries the fee's weight; the totals are the worked example's.
+    let other_charged = crash::account(&rpc, &c, "keeper")
+        .unwrap()
+        .clawback
+        .lifetime_total
+        + backstop_client::decode::margin_account(
+            &rpc.get_account_data(&backstop_client::pda::margin_account(
+                &c.exchange,
+                &other.pubkey(),
+            ))
+            .unwrap(),
+        )
+        .unwrap()
+        .clawback
+        .lifetime_total;
+    assert_eq!(other_charged, 15_959_184);
+    check_conservation(&rpc, &c.exchange).unwrap();
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+fn stale_oracle_then_fresh(net: &Localnet) {
+    let kw = keeper_wallet(net);
+    // Prices older than 4 s are stale on this exchange.
+    let c = crash::setup(net, 3, 4, kw, 10_000 * USDC).unwrap();
+    crash::set_price(net, &c, 85).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    let k = KeeperProc::start(net, &c.exchange, c.keeper(), "stale", &[]);
+    k.wait_ready();
+    std::thread::sleep(Duration::from_secs(3));
+    let rpc = net.rpc();
+    assert_eq!(
+        k.metric("backstop_keeper_liquidations_total"),
+        0,
+        "{}",
+        k.logs()
+    );
+    assert!(
+        k.errors().is_empty(),
+        "no attempt on a stale price: {:?}",
+        k.errors()
+    );
+    assert!(crash::account(&rpc, &c, "loser")
+        .unwrap()
+        .positions
+        .iter()
+        .any(|p| p.active));
+    // A fresh price at the same level: now the keeper acts.
+    crash::set_price(net, &c, 85).unwrap();
+    crash::wait_until_resolved(&rpc, &c, 2, Duration::from_secs(60), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", k.logs()));
+    assert_eq!(k.metric("backstop_keeper_liquidations_total"), 1);
+    assert!(k.terminate().success());
+}
+
+fn keeper_margin_too_small(net: &Localnet) {
+    let kw = keeper_wallet(net);
+    // A margin account with no capital: no room above initial margin for any position.
+    let c = crash::setup(net, 4, 120, kw, 0).unwrap();
+    let k = KeeperProc::start(net, &c.exchange, c.keeper(), "small", &[]);
+    k.wait_ready();
+    crash::set_price(net, &c, 85).unwrap();
+    let start = Instant::now();
+    while k.metric("backstop_keeper_skipped_keeper_margin_total") == 0
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        k.metric("backstop_keeper_skipped_keeper_margin_total") >= 1,
+        "{}",
+        k.logs()
+    );
+    assert_eq!(k.metric("backstop_keeper_liquidations_total"), 0);
+    assert!(
+        k.errors().is_empty(),
+        "skips are not errors: {:?}",
+        k.errors()
+    );
+    assert!(
+        k.logs().contains("deposit more into the keeper's account"),
+        "{}",
+        k.logs()
+    );
+    assert_eq!(k.get("/healthz").unwrap().0, 200, "still alive and healthy");
+    assert!(k.terminate().success(), "no panic");
+}
+
+fn websocket_dropped_resync_still_catches_the_crash(net: &Localnet) {
+    let kw = keeper_wallet(net);
+    let c = crash::setup(net, 5, 120, kw, 10_000 * USDC).unwrap();
+    let ws = Proxy::start(upstream(&net.ws_url()), 0, None);
+    let ws_url = format!("ws://127.0.0.1:{}", ws.port);
+    let k = KeeperProc::start(
+        net,
+        &c.exchange,
+        c.keeper(),
+        "ws-drop",
+        &["--ws-url", &ws_url, "--stale-secs", "30"],
+    );
+    k.wait_ready();
+    let start = Instant::now();
+    while ws.accepted.load(Ordering::SeqCst) == 0 && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The websocket goes dark for good: only the periodic resync can see the crash.
+    ws.dark.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(1));
+    crash::set_price(net, &c, 85).unwrap();
+    crash::wait_until_resolved(&net.rpc(), &c, 2, Duration::from_secs(90), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", k.logs()));
+    assert_worked_example(net, &c, &["keeper"]);
+    assert!(
+        k.metric("backstop_keeper_ws_reconnects_total") >= 1,
+        "{}",
+        k.logs()
+    );
+    assert!(k.terminate().success());
+}
+
+fn rpc_errors_injected(net: &Localnet) {
+    let kw = keeper_wallet(net);
+    let c = crash::setup(net, 6, 120, kw, 10_000 * USDC).unwrap();
+    // Every 3rd connection refused and every live connection cut each 700 ms.
+    let rpc_proxy = Proxy::start(
+        upstream(&net.rpc_url()),
+        3,
+        Some(Duration::from_millis(700)),
+    );
+    let url = format!("http://127.0.0.1:{}", rpc_proxy.port);
+    let k = KeeperProc::start(
+        net,
+        &c.exchange,
+        c.keeper(),
+        "rpc-faults",
+        &["--url", &url, "--stale-secs", "60"],
+    );
+    k.wait_ready();
+    crash::set_price(net, &c, 85).unwrap();
+    crash::wait_until_resolved(&net.rpc(), &c, 2, Duration::from_secs(120), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", k.logs()));
+    assert_worked_example(net, &c, &["keeper"]);
+    assert!(rpc_proxy.accepted.load(Ordering::SeqCst) > 3);
+    let faults_seen = k.metric("backstop_keeper_rpc_retries_total") > 0
+        || k.errors().iter().any(|e| e.contains("kind=\"rpc\""));
+    assert!(
+        faults_seen,
+        "the proxy's faults reached the keeper: {:?}\n{}",
+        k.errors(),
+        k.logs()
+    );
+    assert!(k.terminate().success());
+}

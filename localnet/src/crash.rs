@@ -1,0 +1,292 @@
+//! The crash scenario, over JSON-RPC on the localnet: a fresh exchange with one PERP
+//! market at $100, an insurance fund of 100 USDC, a 10x long against two shorts, then a
+//! gap to $85. A keeper (the `backstop-keeper` binary, with the "keeper" participant's
+//! keypair) liquidates, resolves the bankruptcy and runs the clawback round; the scenario
+//! waits for the exchange to return to `Normal` and prints a summary table.
+//!
+//! The numbers are DESIGN.md's worked example, also asserted on LiteSVM in
+//! `tests/tests/waterfall.rs`: charges of 211.224490, 140.816327 and 15.959184 USDC.
+
+use std::time::{Duration, Instant};
+
+use anchor_lang::prelude::Pubkey;
+use anyhow::{bail, Result};
+use backstop::state::{EpochPhase, Exchange, MarginAccount};
+use backstop_client::{decode, ix, pda};
+use backstop_migrations::{deploy, send, Config};
+use solana_rpc_client::rpc_client::RpcClient;
+use solana_sdk::signature::Keypair;
+use solana_sdk::signer::Signer;
+
+use crate::Localnet;
+
+pub const USDC: u64 = 1_000_000;
+/// PERP has 6 decimals, like the LiteSVM harness's market.
+pub const BASE: i64 = 1_000_000;
+
+pub struct Person {
+    pub name: &'static str,
+    pub wallet: Keypair,
+    pub token: Pubkey,
+    pub deposit: u64,
+}
+
+pub struct Crash {
+    pub exchange: Pubkey,
+    pub market: Pubkey,
+    pub oracle: Pubkey,
+    /// loser, winner-1, winner-2, keeper, bystander.
+    pub people: Vec<Person>,
+}
+
+impl Crash {
+    pub fn person(&self, name: &str) -> &Person {
+        self.people
+            .iter()
+            .find(|p| p.name == name)
+            .expect("participant")
+    }
+    pub fn keeper(&self) -> &Keypair {
+        &self.person("keeper").wallet
+    }
+    pub fn margin(&self, name: &str) -> Pubkey {
+        pda::margin_account(&self.exchange, &self.person(name).wallet.pubkey())
+    }
+}
+
+fn deploy_config(exchange_id: u16, oracle_max_age_secs: u32) -> Config {
+    let text = format!(
+        r#"
+[exchange]
+id = {exchange_id}
+[exchange.params]
+pnl_warmup_secs = 0
+min_epoch_secs = 0
+round_cooldown_secs = 0
+clawback_rate_cap_bps = 10000
+clawback_policy = "profit_pro_rata"
+liquidation_buffer_bps = 1000
+[[markets]]
+name = "PERP"
+base_decimals = 6
+oracle = {{ kind = "feed", price = 100.0 }}
+[markets.params]
+initial_margin_bps = 1000
+maintenance_margin_bps = 500
+liquidation_fee_bps = 100
+insurance_share_bps = 2000
+taker_fee_bps = 10
+max_trade_deviation_bps = 200
+oracle_max_age_secs = {oracle_max_age_secs}
+oracle_max_conf_bps = 200
+"#
+    );
+    toml::from_str(&text).expect("the scenario's deploy config parses")
+}
+
+/// Sets the PERP oracle to `price` whole USDC.
+pub fn set_price(net: &Localnet, c: &Crash, price: u64) -> Result<()> {
+    send(
+        &net.rpc(),
+        &net.admin,
+        &[],
+        &[ix::set_oracle_price(
+            &net.admin.pubkey(),
+            &c.oracle,
+            (price * USDC) as i64,
+            0,
+        )],
+    )?;
+    Ok(())
+}
+
+/// Deploys the scenario's exchange `exchange_id` (no accounts yet); idempotent.
+pub fn deploy_exchange(
+    net: &Localnet,
+    exchange_id: u16,
+    oracle_max_age_secs: u32,
+) -> Result<backstop_migrations::Report> {
+    deploy(
+        &net.rpc(),
+        &net.admin,
+        &net.mint,
+        &deploy_config(exchange_id, oracle_max_age_secs),
+    )
+}
+
+/// Deploys exchange `exchange_id` (when not yet), funds the participants, seeds the
+/// insurance fund with 100 USDC and opens the positions (loser long 100 PERP at $100
+/// against winner-1 short 60 and winner-2 short 40). `keeper` is the keeper
+/// participant's wallet, which deposits `keeper_deposit`.
+pub fn setup(
+    net: &Localnet,
+    exchange_id: u16,
+    oracle_max_age_secs: u32,
+    keeper: Keypair,
+    keeper_deposit: u64,
+) -> Result<Crash> {
+    let rpc = net.rpc();
+    let report = deploy_exchange(net, exchange_id, oracle_max_age_secs)?;
+    let (exchange, market, oracle) = (report.exchange, report.markets[0].1, report.markets[0].2);
+    let keys = ix::ExchangeKeys::of(exchange);
+    let mut c = Crash {
+        exchange,
+        market,
+        oracle,
+        people: vec![],
+    };
+    set_price(net, &c, 100)?;
+    let mut keeper = Some(keeper);
+    let plan = [
+        ("loser", 1_100 * USDC),
+        ("winner-1", 1_000 * USDC),
+        ("winner-2", 1_000 * USDC),
+        ("keeper", keeper_deposit),
+        ("bystander", 500 * USDC),
+    ];
+    for (name, deposit) in plan {
+        let wallet = match name {
+            "keeper" => keeper.take().expect("one keeper"),
+            _ => Keypair::new(),
+        };
+        net.fund_sol(&wallet.pubkey(), 10_000_000_000)?;
+        let token = net.fund_usdc(&wallet.pubkey(), deposit + 100 * USDC)?;
+        let mut ixs = vec![ix::create_margin_account(&wallet.pubkey(), &exchange)];
+        if deposit > 0 {
+            ixs.push(ix::deposit(&keys, &wallet.pubkey(), &token, deposit));
+        }
+        send(&rpc, &wallet, &[], &ixs)?;
+        c.people.push(Person {
+            name,
+            wallet,
+            token,
+            deposit,
+        });
+    }
+    let donor = Keypair::new();
+    net.fund_sol(&donor.pubkey(), 1_000_000_000)?;
+    let donor_token = net.fund_usdc(&donor.pubkey(), 100 * USDC)?;
+    send(
+        &rpc,
+        &donor,
+        &[],
+        &[ix::contribute_insurance(
+            &keys,
+            &donor.pubkey(),
+            &donor_token,
+            100 * USDC,
+        )],
+    )?;
+    set_price(net, &c, 100)?; // fresh for the trades, whatever the max age
+    for (maker, qty) in [("winner-1", 60), ("winner-2", 40)] {
+        let (l, m) = (&c.person("loser").wallet, &c.person(maker).wallet);
+        send(
+            &rpc,
+            l,
+            &[m],
+            &[ix::trade(
+                &keys,
+                &l.pubkey(),
+                &m.pubkey(),
+                &market,
+                &oracle,
+                qty * BASE,
+                100_000_000_000, // $100: 100 quote atoms per base atom, fixed point 10⁹
+                &[],
+            )],
+        )?;
+    }
+    Ok(c)
+}
+
+pub fn exchange(rpc: &RpcClient, c: &Crash) -> Result<Exchange> {
+    Ok(decode::exchange(&rpc.get_account_data(&c.exchange)?)?)
+}
+
+pub fn account(rpc: &RpcClient, c: &Crash, name: &str) -> Result<MarginAccount> {
+    Ok(decode::margin_account(
+        &rpc.get_account_data(&c.margin(name))?,
+    )?)
+}
+
+/// Polls until the exchange has had a bad-debt epoch and is back to `Normal` with no
+/// deficit (epoch id ≥ `epoch_at_least`), or fails after `timeout`.
+pub fn wait_until_resolved(
+    rpc: &RpcClient,
+    c: &Crash,
+    epoch_at_least: u64,
+    timeout: Duration,
+    mut progress: impl FnMut(&Exchange),
+) -> Result<Exchange> {
+    let start = Instant::now();
+    loop {
+        if let Ok(ex) = exchange(rpc, c) {
+            progress(&ex);
+            if ex.epoch.phase == EpochPhase::Normal
+                && ex.deficit == 0
+                && ex.epoch.epoch_id >= epoch_at_least
+            {
+                return Ok(ex);
+            }
+        }
+        if start.elapsed() > timeout {
+            let ex = exchange(rpc, c)?;
+            bail!(
+                "the exchange did not return to Normal within {timeout:?}: phase {:?}, deficit {}, epoch {}",
+                ex.epoch.phase,
+                ex.deficit,
+                ex.epoch.epoch_id
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn usdc(atoms: i128) -> String {
+    backstop_client::view::format_scaled(atoms, 6, 6)
+}
+
+/// The summary table: per participant, deposit, capital, pnl, positive pnl weight,
+/// clawed back and the share of its profit.
+pub fn summary(rpc: &RpcClient, c: &Crash) -> Result<String> {
+    use std::fmt::Write;
+    let mut o = String::new();
+    let ex = exchange(rpc, c)?;
+    let _ = writeln!(
+        o,
+        "{:<10} {:>12} {:>12} {:>12} {:>14} {:>12} {:>10}",
+        "account", "deposited", "capital", "pnl", "clawback base", "clawed back", "share"
+    );
+    for p in &c.people {
+        let a = account(rpc, c, p.name)?;
+        let w = a.clawback.last_weight;
+        let share = if w > 0 {
+            format!("{:.4}%", a.clawback.last_amount as f64 * 100.0 / w as f64)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            o,
+            "{:<10} {:>12} {:>12} {:>12} {:>14} {:>12} {:>10}",
+            p.name,
+            usdc(p.deposit as i128),
+            usdc(a.capital as i128),
+            usdc(a.pnl as i128),
+            usdc(w as i128),
+            usdc(a.clawback.lifetime_total as i128),
+            share
+        );
+    }
+    let _ = writeln!(
+        o,
+        "\ninsurance fund {} USDC · deficit {} · phase {:?} · epoch {} (this exchange's last epoch: opened {}, clawed back {}, covered {})",
+        usdc(ex.insurance_balance as i128),
+        usdc(ex.deficit as i128),
+        ex.epoch.phase,
+        ex.epoch.epoch_id,
+        usdc(ex.epoch.epoch_deficit_opened as i128),
+        usdc(ex.epoch.epoch_charged as i128),
+        usdc(ex.epoch.epoch_covered as i128),
+    );
+    Ok(o)
+}
