@@ -389,3 +389,297 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::{AnchorDeserialize, Space};
+    use backstop::math::oracle_price::RawPrice;
+    use backstop::state::{MarketParams, Position};
+
+    const NOW: i64 = 1_000_000;
+    const USDC: u64 = 1_000_000;
+    const BASE: i64 = 1_000_000;
+
+    fn zeroed<T: AnchorDeserialize + Space>() -> T {
+        T::deserialize(&mut &vec![0u8; T::INIT_SPACE][..]).unwrap()
+    }
+
+    /// One PERP market (6 decimals, like USDC) at `price` whole USDC.
+    fn book(price: i64) -> Book {
+        let mut ex: Exchange = zeroed();
+        ex.collateral_decimals = 6;
+        ex.params.liquidation_buffer_bps = 1_000;
+        ex.params.clawback_rate_cap_bps = 10_000;
+        let mut m: backstop::state::PerpMarket = zeroed();
+        m.base_decimals = 6;
+        m.oracle = Pubkey::new_unique();
+        m.params = MarketParams {
+            initial_margin_bps: 1_000,
+            maintenance_margin_bps: 500,
+            liquidation_fee_bps: 100,
+            insurance_share_bps: 2_000,
+            taker_fee_bps: 10,
+            max_trade_deviation_bps: 200,
+            oracle_max_age_secs: 60,
+            oracle_max_conf_bps: 200,
+        };
+        Book {
+            exchange_address: Pubkey::new_unique(),
+            exchange: Some(ex),
+            markets: vec![MarketState {
+                address: Pubkey::new_unique(),
+                market: m,
+                oracle: Ok(RawPrice {
+                    price: price * 1_000_000,
+                    conf: 0,
+                    expo: -6,
+                    publish_time: NOW,
+                }),
+            }],
+            accounts: HashMap::new(),
+        }
+    }
+
+    /// An account with `capital` USDC, long `units` PERP bought at `entry` USDC.
+    fn account(capital: u64, units: i64, entry: i64) -> MarginAccount {
+        let mut a: MarginAccount = zeroed();
+        a.capital = capital * USDC;
+        if units != 0 {
+            a.positions[0] = Position {
+                market_index: 0,
+                active: true,
+                base_qty: units * BASE,
+                quote_basis: units * entry * USDC as i64,
+            };
+        }
+        a
+    }
+
+    fn add(book: &mut Book, a: MarginAccount) -> Pubkey {
+        let k = Pubkey::new_unique();
+        book.accounts.insert(k, a);
+        k
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            max_position_base: u64::MAX,
+        }
+    }
+
+    #[test]
+    fn worst_account_first_and_healthy_ones_left_alone() {
+        let mut b = book(90);
+        let healthy = add(&mut b, account(5_000, 10, 100));
+        let mild = add(&mut b, account(150, 10, 100)); // healthy: equity 50 ≥ MM 45
+        let bad = add(&mut b, account(100, 10, 100)); // equity 0 < MM 45
+        let worse = add(&mut b, account(1_100, 100, 100)); // equity 100 < MM 450
+        let keeper = add(&mut b, account(100_000, 0, 0));
+        let (cache, missing) = b.prices(NOW);
+        assert_eq!(missing, 0);
+        let risks = assess(&b, &cache);
+        let order: Vec<Pubkey> = risks.iter().map(|r| r.account).collect();
+        assert_eq!(order[0], worse);
+        assert_eq!(order[1], bad);
+        assert!(order.iter().position(|k| *k == healthy) > order.iter().position(|k| *k == mild));
+        let ka = b.accounts[&keeper].clone();
+        let (actions, skips) = liquidations(&b, &cache, &risks, Some((&keeper, &ka)), &limits());
+        let targets: Vec<Pubkey> = actions
+            .iter()
+            .map(|a| match a {
+                Action::Liquidate { account, .. } => *account,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(targets, vec![worse, bad]);
+        assert!(skips.is_empty());
+    }
+
+    #[test]
+    fn sizing_is_the_programs_and_fits_the_keepers_initial_margin() {
+        let mut b = book(85);
+        // Underwater (equity −410): the program liquidates the whole position.
+        let loser = add(&mut b, account(1_100, 100, 100));
+        let rich = add(&mut b, account(10_000, 0, 0));
+        let (cache, _) = b.prices(NOW);
+        let risks = assess(&b, &cache);
+        let ka = b.accounts[&rich].clone();
+        let (actions, _) = liquidations(&b, &cache, &risks, Some((&rich, &ka)), &limits());
+        assert_eq!(
+            actions,
+            vec![Action::Liquidate {
+                account: loser,
+                market_index: 0,
+                max_base_qty: 100 * BASE as u64
+            }]
+        );
+        // 300 USDC of keeper capital: at 10% IM it can carry about 3,000 USDC of notional
+        // (35 PERP at $85), not the whole 100.
+        let small = add(&mut b, account(300, 0, 0));
+        let ka = b.accounts[&small].clone();
+        let risks = assess(&b, &cache);
+        let (actions, _) = liquidations(&b, &cache, &risks, Some((&small, &ka)), &limits());
+        let Action::Liquidate { max_base_qty, .. } = actions[0] else {
+            panic!()
+        };
+        assert!(
+            max_base_qty > 30 * BASE as u64 && max_base_qty < 36 * BASE as u64,
+            "{max_base_qty}"
+        );
+        let after = takeover(
+            &ka,
+            0,
+            true,
+            cache.get(0).unwrap().price.price,
+            max_base_qty,
+        )
+        .unwrap();
+        assert!(cache
+            .health(&after)
+            .unwrap()
+            .meets_initial_margin()
+            .unwrap());
+        let one_more = takeover(
+            &ka,
+            0,
+            true,
+            cache.get(0).unwrap().price.price,
+            max_base_qty + 1,
+        )
+        .unwrap();
+        assert!(!cache
+            .health(&one_more)
+            .unwrap()
+            .meets_initial_margin()
+            .unwrap());
+        // --max-position caps it further.
+        let (actions, _) = liquidations(
+            &b,
+            &cache,
+            &risks,
+            Some((&small, &ka)),
+            &Limits {
+                max_position_base: 5 * BASE as u64,
+            },
+        );
+        assert!(
+            matches!(actions[0], Action::Liquidate { max_base_qty, .. } if max_base_qty == 5 * BASE as u64)
+        );
+    }
+
+    #[test]
+    fn no_margin_no_keeper_account_and_own_account_are_skipped() {
+        let mut b = book(85);
+        let loser = add(&mut b, account(1_100, 100, 100));
+        let broke = add(&mut b, account(0, 0, 0));
+        let (cache, _) = b.prices(NOW);
+        let risks = assess(&b, &cache);
+        let ka = b.accounts[&broke].clone();
+        let (actions, skips) = liquidations(&b, &cache, &risks, Some((&broke, &ka)), &limits());
+        assert!(actions.is_empty());
+        assert_eq!(
+            skips,
+            vec![Skip::KeeperMarginTooSmall {
+                account: loser,
+                market_index: 0
+            }]
+        );
+        let (actions, skips) = liquidations(&b, &cache, &risks, None, &limits());
+        assert!(actions.is_empty() && skips.len() == 1);
+        let la = b.accounts[&loser].clone();
+        let (actions, skips) = liquidations(&b, &cache, &risks, Some((&loser, &la)), &limits());
+        assert!(actions.is_empty());
+        assert_eq!(skips, vec![Skip::OwnAccount]);
+    }
+
+    #[test]
+    fn stale_prices_mean_no_health_and_no_action() {
+        let mut b = book(85);
+        add(&mut b, account(1_100, 100, 100));
+        let (cache, missing) = b.prices(NOW + 61);
+        assert_eq!(missing, 1);
+        assert!(assess(&b, &cache).is_empty());
+    }
+
+    #[test]
+    fn bankrupt_accounts_are_resolved() {
+        let mut b = book(85);
+        let mut a = account(0, 0, 0);
+        a.pnl = -5;
+        let k = add(&mut b, a);
+        add(&mut b, account(10, 0, 0));
+        let (cache, _) = b.prices(NOW);
+        assert_eq!(
+            bankruptcies(&assess(&b, &cache)),
+            vec![Action::ResolveBankruptcy { account: k }]
+        );
+    }
+
+    #[test]
+    fn epoch_steps_in_full_batches() {
+        let mut b = book(100);
+        let keys: Vec<Pubkey> = (0..60).map(|_| add(&mut b, account(10, 0, 0))).collect();
+        // Normal: nothing.
+        assert!(epoch_step(&b, NOW, 27, 26).is_empty());
+        // BadDebt, too young, then old enough.
+        let ex = b.exchange.as_mut().unwrap();
+        ex.epoch.phase = EpochPhase::BadDebt;
+        ex.deficit = 5;
+        ex.epoch.epoch_opened_at = NOW;
+        ex.params.min_epoch_secs = 30;
+        assert!(epoch_step(&b, NOW + 29, 27, 26).is_empty());
+        assert_eq!(
+            epoch_step(&b, NOW + 30, 27, 26),
+            vec![Action::BeginClawback]
+        );
+        // Tallying: 60 accounts in 27 + 27 + 6, sorted, every account once.
+        let ex = b.exchange.as_mut().unwrap();
+        ex.epoch.phase = EpochPhase::Tallying;
+        ex.epoch.round_seq = 1;
+        ex.epoch.accounts_to_tally = 60;
+        let steps = epoch_step(&b, NOW, 27, 26);
+        let sizes: Vec<usize> = steps
+            .iter()
+            .map(|s| match s {
+                Action::Tally { accounts } => accounts.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, vec![27, 27, 6]);
+        let mut all: Vec<Pubkey> = steps
+            .iter()
+            .flat_map(|s| match s {
+                Action::Tally { accounts } => accounts.clone(),
+                _ => vec![],
+            })
+            .collect();
+        all.dedup();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(all, sorted);
+        // All tallied: finalize.
+        for k in &keys {
+            b.accounts.get_mut(k).unwrap().clawback.tally_round = 1;
+        }
+        b.exchange.as_mut().unwrap().epoch.tallied = 60;
+        assert_eq!(epoch_step(&b, NOW, 27, 26), vec![Action::FinalizeTally]);
+        // Applying: only weighted accounts not yet charged, in batches of 26.
+        let ex = b.exchange.as_mut().unwrap();
+        ex.epoch.phase = EpochPhase::Applying;
+        ex.epoch.basis = ClawbackBasis::Profit;
+        for (i, k) in keys.iter().enumerate() {
+            let c = &mut b.accounts.get_mut(k).unwrap().clawback;
+            c.profit_weight = if i < 30 { 100 } else { 0 };
+            c.applied_round = if i < 2 { 1 } else { 0 };
+        }
+        let sizes: Vec<usize> = epoch_step(&b, NOW, 27, 26)
+            .iter()
+            .map(|s| match s {
+                Action::Clawback { accounts } => accounts.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(sizes, vec![26, 2]);
+    }
+}

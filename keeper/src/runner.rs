@@ -231,11 +231,17 @@ impl Keeper {
                 }
             }
         }
-        self.metrics.clawback_charges.fetch_add(n, Ordering::Relaxed);
+        self.metrics
+            .clawback_charges
+            .fetch_add(n, Ordering::Relaxed);
         self.metrics
             .clawback_charged_atoms
             .fetch_add(atoms, Ordering::Relaxed);
-        info!(charged_accounts = n, charged_atoms = atoms, "clawback charges recorded");
+        info!(
+            charged_accounts = n,
+            charged_atoms = atoms,
+            "clawback charges recorded"
+        );
     }
 
     fn blocked(&self, keys: &[String]) -> bool {

@@ -177,7 +177,9 @@ impl Proxy {
             std::thread::spawn(move || {
                 for client in listener.incoming().flatten() {
                     let n = accepted.fetch_add(1, Ordering::SeqCst) + 1;
-                    if dark.load(Ordering::SeqCst) || (drop_every > 0 && n.is_multiple_of(drop_every)) {
+                    if dark.load(Ordering::SeqCst)
+                        || (drop_every > 0 && n.is_multiple_of(drop_every))
+                    {
                         drop(client);
                         continue;
                     }

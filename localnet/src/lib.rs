@@ -191,18 +191,34 @@ pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
         .start_with_mint_address(faucet.pubkey(), SocketAddrSpace::Unspecified)
         .map_err(|e| anyhow::anyhow!("the test validator failed to start: {e}"))?;
     if program == "native builtin" {
+        // Register on every bank, including children forked from a parent before it was
+        // registered: keep sweeping until no new unregistered bank appeared for a while
+        // (a single pass raced with bank creation and left "Unsupported program id").
         let forks = validator.bank_forks();
-        let forks = forks.read().unwrap();
-        for bank in forks.banks().values() {
-            bank.add_builtin(
-                backstop::ID,
-                "backstop",
-                ProgramCacheEntry::new_builtin(
-                    0,
-                    0,
-                    backstop_native::processor!(backstop_native::entrypoint).expect("builtin"),
-                ),
-            );
+        let mut done = std::collections::HashSet::new();
+        let mut quiet_since = std::time::Instant::now();
+        let started = std::time::Instant::now();
+        while quiet_since.elapsed() < std::time::Duration::from_millis(1_500)
+            && started.elapsed() < std::time::Duration::from_secs(10)
+        {
+            let forks = forks.read().unwrap();
+            for bank in forks.banks().values() {
+                if done.insert(bank.slot()) {
+                    bank.add_builtin(
+                        backstop::ID,
+                        "backstop",
+                        ProgramCacheEntry::new_builtin(
+                            0,
+                            0,
+                            backstop_native::processor!(backstop_native::entrypoint)
+                                .expect("builtin"),
+                        ),
+                    );
+                    quiet_since = std::time::Instant::now();
+                }
+            }
+            drop(forks);
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
     let rpc = RpcClient::new_with_commitment(validator.rpc_url(), CommitmentConfig::confirmed());
