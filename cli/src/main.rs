@@ -4,7 +4,6 @@
 
 mod render;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anchor_lang::prelude::Pubkey;
@@ -25,8 +24,6 @@ use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
 use solana_sdk::signature::{read_keypair_file, Keypair};
 use solana_sdk::signer::Signer;
 use solana_sdk::transaction::Transaction;
-
-const LOCALNET_INFO: &str = "test-ledger/backstop/localnet.json";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -226,17 +223,8 @@ fn hint_for(name: &str) -> Option<&'static str> {
     })
 }
 
-fn expand_tilde(p: &str) -> PathBuf {
-    match p.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| PathBuf::from(p)),
-        None => PathBuf::from(p),
-    }
-}
-
 fn load_keypair(p: &str) -> Result<Keypair> {
-    let path = expand_tilde(p);
+    let path = rpc::expand_tilde(p);
     read_keypair_file(&path).map_err(|e| {
         anyhow!(
             "cannot read keypair {}: {e}; pass --keypair FILE (create one with `solana-keygen new`)",
@@ -245,33 +233,11 @@ fn load_keypair(p: &str) -> Result<Keypair> {
     })
 }
 
-fn resolve_url(url: &str) -> String {
-    match url {
-        "localnet" | "l" => "http://127.0.0.1:8899",
-        "devnet" | "d" => "https://api.devnet.solana.com",
-        "testnet" | "t" => "https://api.testnet.solana.com",
-        "mainnet-beta" | "m" => "https://api.mainnet-beta.solana.com",
-        other => other,
-    }
-    .to_string()
-}
-
 fn resolve_exchange(given: Option<Pubkey>) -> Result<Pubkey> {
-    if let Some(e) = given {
-        return Ok(e);
+    match given {
+        Some(e) => Ok(e),
+        None => rpc::localnet_exchange("pass --exchange ADDRESS or set BACKSTOP_EXCHANGE"),
     }
-    let text = std::fs::read_to_string(LOCALNET_INFO).map_err(|_| {
-        anyhow!(
-            "no exchange given: pass --exchange ADDRESS or set BACKSTOP_EXCHANGE \
-             (a running ./scripts/localnet.sh writes it to {LOCALNET_INFO})"
-        )
-    })?;
-    let v: Value =
-        serde_json::from_str(&text).with_context(|| format!("reading {LOCALNET_INFO}"))?;
-    v["exchange"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("{LOCALNET_INFO} has no exchange address"))
 }
 
 struct Ctx {
@@ -330,7 +296,7 @@ impl Ctx {
 }
 
 fn run(cli: Cli) -> Result<Value> {
-    let url = resolve_url(&cli.url);
+    let url = rpc::resolve_url(&cli.url);
     let ctx = Ctx {
         rpc: RpcClient::new_with_commitment(url, CommitmentConfig::confirmed()),
         exchange: resolve_exchange(cli.exchange)?,

@@ -90,13 +90,7 @@ impl ExchangeSnapshot {
 
     /// (market, oracle) pairs for every market `account` holds a position in.
     pub fn pairs_for(&self, account: &MarginAccount) -> Vec<(Pubkey, Pubkey)> {
-        account
-            .positions
-            .iter()
-            .filter(|p| p.active)
-            .filter_map(|p| self.market(p.market_index))
-            .map(|m| (m.address, m.market.oracle))
-            .collect()
+        crate::view::pairs_for(&self.markets, account)
     }
 }
 
@@ -298,4 +292,46 @@ pub fn send_transaction(rpc: &RpcClient, tx: &Transaction) -> Result<Signature, 
             Some(f) => SendError::Failed(f),
             None => SendError::Rpc(short(&e)),
         })
+}
+
+/// Where a running localnet (`backstop-localnet`) writes its addresses.
+pub const LOCALNET_INFO: &str = "test-ledger/backstop/localnet.json";
+
+/// Solana CLI conventions: `~/` expands to `$HOME`.
+pub fn expand_tilde(p: &str) -> std::path::PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(rest))
+            .unwrap_or_else(|| std::path::PathBuf::from(p)),
+        None => std::path::PathBuf::from(p),
+    }
+}
+
+/// Solana CLI conventions: `localnet`/`devnet`/`testnet`/`mainnet-beta` (or `l`/`d`/`t`/`m`)
+/// name the usual endpoints; anything else is a URL.
+pub fn resolve_url(url: &str) -> String {
+    match url {
+        "localnet" | "l" => "http://127.0.0.1:8899",
+        "devnet" | "d" => "https://api.devnet.solana.com",
+        "testnet" | "t" => "https://api.testnet.solana.com",
+        "mainnet-beta" | "m" => "https://api.mainnet-beta.solana.com",
+        other => other,
+    }
+    .to_string()
+}
+
+/// The running localnet's exchange, from [`LOCALNET_INFO`]; `how_to_pass` completes the
+/// error when there is none ("pass --exchange ADDRESS or set …").
+pub fn localnet_exchange(how_to_pass: &str) -> anyhow::Result<Pubkey> {
+    let text = std::fs::read_to_string(LOCALNET_INFO).map_err(|_| {
+        anyhow::anyhow!(
+            "no exchange given: {how_to_pass} (a running ./scripts/localnet.sh writes it to {LOCALNET_INFO})"
+        )
+    })?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("reading {LOCALNET_INFO}: {e}"))?;
+    v["exchange"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{LOCALNET_INFO} has no exchange address"))
 }

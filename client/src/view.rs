@@ -81,6 +81,18 @@ impl MarketState {
     }
 }
 
+/// (market, oracle) pairs for every market `account` holds a position in: the remaining
+/// accounts the program expects.
+pub fn pairs_for(markets: &[MarketState], account: &MarginAccount) -> Vec<(Pubkey, Pubkey)> {
+    account
+        .positions
+        .iter()
+        .filter(|p| p.active)
+        .filter_map(|p| markets.iter().find(|m| m.market.index == p.market_index))
+        .map(|m| (m.address, m.market.oracle))
+        .collect()
+}
+
 pub fn market_name(m: &PerpMarket) -> String {
     let end = m.name.iter().position(|b| *b == 0).unwrap_or(m.name.len());
     String::from_utf8_lossy(&m.name[..end]).into_owned()

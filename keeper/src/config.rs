@@ -142,25 +142,7 @@ pub struct Settings {
     pub json_logs: bool,
 }
 
-pub fn expand_tilde(p: &str) -> PathBuf {
-    match p.strip_prefix("~/") {
-        Some(rest) => std::env::var_os("HOME")
-            .map(|h| PathBuf::from(h).join(rest))
-            .unwrap_or_else(|| PathBuf::from(p)),
-        None => PathBuf::from(p),
-    }
-}
-
-pub fn resolve_url(url: &str) -> String {
-    match url {
-        "localnet" | "l" => "http://127.0.0.1:8899",
-        "devnet" | "d" => "https://api.devnet.solana.com",
-        "testnet" | "t" => "https://api.testnet.solana.com",
-        "mainnet-beta" | "m" => "https://api.mainnet-beta.solana.com",
-        other => other,
-    }
-    .to_string()
-}
+pub use backstop_client::rpc::{expand_tilde, resolve_url};
 
 /// The websocket URL the Solana CLI would use: ws(s):// and, when a port is given, port + 1.
 pub fn default_ws_url(http: &str) -> String {
@@ -234,7 +216,9 @@ impl Settings {
             (None, Some(s)) => s
                 .parse()
                 .map_err(|_| anyhow!("exchange {s:?} is not a pubkey"))?,
-            _ => localnet_exchange()?,
+            _ => backstop_client::rpc::localnet_exchange(
+                "pass --exchange ADDRESS or set BACKSTOP_KEEPER_EXCHANGE",
+            )?,
         };
         let cap = o
             .max_priority_fee
@@ -285,19 +269,6 @@ impl Settings {
             json_logs: o.json_logs || file.json_logs.unwrap_or(false),
         })
     }
-}
-
-fn localnet_exchange() -> Result<Pubkey> {
-    const INFO: &str = "test-ledger/backstop/localnet.json";
-    let text = std::fs::read_to_string(INFO).map_err(|_| {
-        anyhow!("no exchange given: pass --exchange ADDRESS or set BACKSTOP_KEEPER_EXCHANGE (a running localnet writes it to {INFO})")
-    })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("reading {INFO}"))?;
-    v["exchange"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| anyhow!("{INFO} has no exchange address"))
 }
 
 #[cfg(test)]

@@ -319,7 +319,8 @@ impl Sender {
         Ok(None)
     }
 
-    fn transaction_logs(&self, sig: &Signature) -> Vec<String> {
+    /// The logs of a landed transaction (to decode why it failed).
+    fn logs(&self, sig: &Signature) -> Vec<String> {
         use solana_rpc_client_api::config::RpcTransactionConfig;
         let cfg = RpcTransactionConfig {
             encoding: Some(solana_transaction_status_client_types::UiTransactionEncoding::Base64),
@@ -336,10 +337,6 @@ impl Sender {
             std::thread::sleep(Duration::from_millis(100));
         }
         vec![]
-    }
-
-    fn logs(&self, sig: &Signature) -> Vec<String> {
-        self.transaction_logs(sig)
     }
 }
 

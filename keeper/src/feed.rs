@@ -128,67 +128,78 @@ fn connect(
     cfg.account_config.commitment = Some(CommitmentConfig::confirmed());
     let (sub, rx) = PubsubClient::program_subscribe(ws_url, &backstop::ID, Some(cfg))
         .map_err(|e| format!("programSubscribe: {e}"))?;
-    {
-        let out = out.clone();
-        let done = done_tx.clone();
-        let live = live.clone();
-        std::thread::spawn(move || {
-            let _sub = sub;
-            while let Some(msg) = next(&rx, &live) {
-                let Some(data) = msg.value.account.data.decode() else {
-                    continue;
-                };
-                let (Ok(key), Ok(owner)) = (
-                    msg.value.pubkey.parse::<Pubkey>(),
-                    msg.value.account.owner.parse::<Pubkey>(),
-                ) else {
-                    continue;
-                };
-                let u = Update::Account {
-                    key,
-                    owner,
-                    data,
-                    slot: msg.context.slot,
-                    seen: Instant::now(),
-                };
-                if out.send(u).is_err() {
-                    break;
-                }
-            }
-            let _ = done.send("margin-account subscription closed".into());
-            std::mem::forget(_sub); // a dead socket cannot unsubscribe; do not block on it
-        });
-    }
+    forward(
+        sub,
+        rx,
+        live,
+        out,
+        &done_tx,
+        "margin-account subscription closed".into(),
+        |msg| {
+            let v = msg.value;
+            Some((
+                v.pubkey.parse().ok()?,
+                v.account.owner.parse().ok()?,
+                v.account.data.decode()?,
+                msg.context.slot,
+            ))
+        },
+    );
     for key in watch {
         let (sub, rx) = PubsubClient::account_subscribe(ws_url, key, Some(account_config()))
             .map_err(|e| format!("accountSubscribe {key}: {e}"))?;
-        let out = out.clone();
-        let done = done_tx.clone();
         let key = *key;
-        let live = live.clone();
-        std::thread::spawn(move || {
-            let _sub = sub;
-            while let Some(msg) = next(&rx, &live) {
-                let Some(data) = msg.value.data.decode() else {
-                    continue;
-                };
-                let Ok(owner) = msg.value.owner.parse::<Pubkey>() else {
-                    continue;
-                };
-                let u = Update::Account {
+        forward(
+            sub,
+            rx,
+            live,
+            out,
+            &done_tx,
+            format!("subscription to {key} closed"),
+            move |msg| {
+                Some((
                     key,
-                    owner,
-                    data,
-                    slot: msg.context.slot,
-                    seen: Instant::now(),
-                };
-                if out.send(u).is_err() {
-                    break;
-                }
-            }
-            let _ = done.send(format!("subscription to {key} closed"));
-            std::mem::forget(_sub);
-        });
+                    msg.value.owner.parse().ok()?,
+                    msg.value.data.decode()?,
+                    msg.context.slot,
+                ))
+            },
+        );
     }
     Ok(done_rx)
+}
+
+/// Forwards one subscription's messages as account updates until its stream ends or the
+/// connection is superseded, then reports `closed` on `done`. `decode` gives (key, owner,
+/// data, slot), or `None` to skip a message.
+fn forward<S: Send + 'static, T: Send + 'static>(
+    sub: S,
+    rx: crossbeam_channel::Receiver<T>,
+    live: &Live,
+    out: &Sender<Update>,
+    done: &std::sync::mpsc::Sender<String>,
+    closed: String,
+    decode: impl Fn(T) -> Option<(Pubkey, Pubkey, Vec<u8>, u64)> + Send + 'static,
+) {
+    let (out, done, live) = (out.clone(), done.clone(), live.clone());
+    std::thread::spawn(move || {
+        while let Some(msg) = next(&rx, &live) {
+            let Some((key, owner, data, slot)) = decode(msg) else {
+                continue;
+            };
+            let u = Update::Account {
+                key,
+                owner,
+                data,
+                slot,
+                seen: Instant::now(),
+            };
+            if out.send(u).is_err() {
+                break;
+            }
+        }
+        let _ = done.send(closed);
+        // A dead socket cannot unsubscribe: dropping the subscription could block on it.
+        std::mem::forget(sub);
+    });
 }

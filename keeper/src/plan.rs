@@ -30,13 +30,7 @@ impl Book {
 
     /// (market, oracle) pairs for every market `account` holds.
     pub fn pairs_for(&self, account: &MarginAccount) -> Vec<(Pubkey, Pubkey)> {
-        account
-            .positions
-            .iter()
-            .filter(|p| p.active)
-            .filter_map(|p| self.market(p.market_index))
-            .map(|m| (m.address, m.market.oracle))
-            .collect()
+        view::pairs_for(&self.markets, account)
     }
 
     /// The program's price cache at `now`, and how many markets had no usable price.
@@ -211,14 +205,13 @@ pub fn liquidations(
         } else {
             price
         };
-        let Some((kkey, kacc)) = keeper_acc.as_mut() else {
+        let Some((_, kacc)) = keeper_acc.as_mut() else {
             skips.push(Skip::KeeperMarginTooSmall {
                 account: r.account,
                 market_index: pos.market_index,
             });
             continue;
         };
-        let _ = kkey;
         let take = capacity(
             cache,
             kacc,

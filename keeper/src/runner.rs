@@ -301,20 +301,11 @@ impl Keeper {
                 }
             }
         }
-        let mut out = vec![];
-        let push = |a: Action, keys: Vec<String>, out: &mut Vec<(Action, Vec<String>)>| {
-            out.push((a, keys));
-        };
-        for a in liqs {
-            if let Action::Liquidate { account, .. } = &a {
+        let mut out: Vec<(Action, Vec<String>)> = vec![];
+        for a in liqs.into_iter().chain(plan::bankruptcies(&risks)) {
+            if let Action::Liquidate { account, .. } | Action::ResolveBankruptcy { account } = &a {
                 let keys = vec![format!("acct:{account}")];
-                push(a.clone(), keys, &mut out);
-            }
-        }
-        for a in plan::bankruptcies(&risks) {
-            if let Action::ResolveBankruptcy { account } = &a {
-                let keys = vec![format!("acct:{account}")];
-                push(a.clone(), keys, &mut out);
+                out.push((a, keys));
             }
         }
         let busy: HashSet<Pubkey> = self
@@ -329,7 +320,7 @@ impl Keeper {
                         accounts.into_iter().filter(|k| !busy.contains(k)).collect();
                     if !free.is_empty() {
                         let keys = free.iter().map(|k| format!("acct:{k}")).collect();
-                        push(Action::Tally { accounts: free }, keys, &mut out);
+                        out.push((Action::Tally { accounts: free }, keys));
                     }
                 }
                 Action::Clawback { accounts } => {
@@ -337,14 +328,14 @@ impl Keeper {
                         accounts.into_iter().filter(|k| !busy.contains(k)).collect();
                     if !free.is_empty() {
                         let keys = free.iter().map(|k| format!("acct:{k}")).collect();
-                        push(Action::Clawback { accounts: free }, keys, &mut out);
+                        out.push((Action::Clawback { accounts: free }, keys));
                     }
                 }
                 other => {
                     // Round steps wait for every account operation of the round.
                     let any_round_work = self.in_flight.iter().any(|k| k.starts_with("acct:"));
                     if !any_round_work || matches!(other, Action::BeginClawback) {
-                        push(other, vec!["epoch".into()], &mut out);
+                        out.push((other, vec!["epoch".into()]));
                     }
                 }
             }
@@ -687,9 +678,4 @@ pub fn status_text(book: &Book, now: i64, top: usize) -> String {
         );
     }
     o
-}
-
-/// The keeper's own margin account.
-pub fn keeper_margin_account(exchange: &Pubkey, keeper: &Pubkey) -> Pubkey {
-    pda::margin_account(exchange, keeper)
 }

@@ -242,7 +242,8 @@ pub fn wait_until_resolved(
     }
 }
 
-fn usdc(atoms: i128) -> String {
+/// Collateral atoms as USDC with 6 decimals.
+pub fn usdc(atoms: i128) -> String {
     backstop_client::view::format_scaled(atoms, 6, 6)
 }
 

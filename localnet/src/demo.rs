@@ -8,13 +8,9 @@ use std::time::Duration;
 use anchor_lang::prelude::Pubkey;
 use anyhow::{bail, Context, Result};
 use backstop::state::EpochPhase;
-use backstop_localnet::crash::{self, USDC};
+use backstop_localnet::crash::{self, usdc, USDC};
 use backstop_localnet::Localnet;
 use solana_sdk::signature::{write_keypair_file, Keypair};
-
-fn usdc(atoms: i128) -> String {
-    backstop_client::view::format_scaled(atoms, 6, 6)
-}
 
 /// Plays the demo; returns the running keeper and the demo exchange.
 pub fn run(net: &Localnet, dir: &Path) -> Result<(Child, Pubkey)> {

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anchor_lang::prelude::Pubkey;
 use backstop_client::{decode, ix, pda};
-use backstop_localnet::{free_rpc_port, start, token_balance, Localnet, LocalnetConfig};
+use backstop_localnet::{
+    check_conservation, free_rpc_port, start, token_balance, Localnet, LocalnetConfig,
+};
 use backstop_migrations::{deploy, send, Config};
 use solana_rpc_client::rpc_client::RpcClient;
 use solana_sdk::signer::Signer;
@@ -27,59 +29,9 @@ fn config(name: &str) -> LocalnetConfig {
     }
 }
 
-/// I1 over RPC: vault + deficit == Σ capital + Σ pnl − Σ basis, summing every margin
-/// account of the exchange found with the client's getProgramAccounts filters.
+/// I1 and I3 over RPC (the localnet's check, over a getProgramAccounts scan).
 fn assert_conservation(rpc: &RpcClient, exchange: &Pubkey) {
-    use solana_rpc_client_api::config::{RpcAccountInfoConfig, RpcProgramAccountsConfig};
-    use solana_rpc_client_api::filter::{Memcmp, RpcFilterType};
-    let filters = vec![
-        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
-            0,
-            decode::margin_account_discriminator().to_vec(),
-        )),
-        RpcFilterType::Memcmp(Memcmp::new_raw_bytes(
-            decode::MARGIN_ACCOUNT_EXCHANGE_OFFSET,
-            exchange.to_bytes().to_vec(),
-        )),
-    ];
-    let accounts = rpc
-        .get_program_ui_accounts_with_config(
-            &backstop::ID,
-            RpcProgramAccountsConfig {
-                filters: Some(filters),
-                account_config: RpcAccountInfoConfig {
-                    encoding: Some(solana_rpc_client_api::config::UiAccountEncoding::Base64),
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let ex = decode::exchange(&rpc.get_account_data(exchange).unwrap()).unwrap();
-    let (mut cap, mut pnl, mut basis) = (0i128, 0i128, 0i128);
-    for (_, a) in &accounts {
-        let m = decode::margin_account(&a.data.decode().expect("base64 account data")).unwrap();
-        cap += m.capital as i128;
-        pnl += m.pnl as i128;
-        basis += m
-            .positions
-            .iter()
-            .filter(|p| p.active)
-            .map(|p| p.quote_basis as i128)
-            .sum::<i128>();
-    }
-    let vault = token_balance(rpc, &ex.vault).unwrap();
-    assert_eq!(vault, ex.vault_balance);
-    assert_eq!(
-        vault as i128 + ex.deficit as i128,
-        cap + pnl - basis,
-        "I1 over RPC"
-    );
-    assert_eq!(
-        token_balance(rpc, &ex.insurance_vault).unwrap(),
-        ex.insurance_balance,
-        "I3 over RPC"
-    );
+    check_conservation(rpc, exchange).unwrap();
 }
 
 /// One validator for both scenarios: validators started in parallel in one process race
