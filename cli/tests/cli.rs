@@ -9,7 +9,9 @@ use std::process::Command;
 
 use anchor_lang::prelude::Pubkey;
 use backstop_client::{ix, pda};
-use backstop_localnet::{free_rpc_port, start, token_balance, Localnet, LocalnetConfig};
+use backstop_localnet::{
+    check_conservation, free_rpc_port, start, token_balance, Localnet, LocalnetConfig,
+};
 use backstop_migrations::send;
 use serde_json::Value;
 use solana_sdk::signature::{write_keypair_file, Keypair};
@@ -275,6 +277,7 @@ fn happy_paths(cli: &Cli) {
 
     // Redeposit for the refusal scenarios.
     cli.ok(0, &["deposit", "100"]);
+    check_conservation(&rpc, &net.report.exchange).unwrap();
 }
 
 fn bad_input_fails_clearly_and_changes_nothing(cli: &Cli) {
