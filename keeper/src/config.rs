@@ -88,6 +88,10 @@ pub struct Opts {
     /// Seconds to wait for a confirmation before retrying. Default 30.
     #[arg(long, global = true, env = "BACKSTOP_KEEPER_CONFIRM_TIMEOUT_SECS")]
     pub confirm_timeout_secs: Option<u64>,
+    /// Seconds of oracle age kept in reserve: a price is used only while it will still be
+    /// fresh this many seconds from now (the transaction lands in a later slot). Default 1.
+    #[arg(long, global = true, env = "BACKSTOP_KEEPER_ORACLE_MARGIN_SECS")]
+    pub oracle_margin_secs: Option<u32>,
     /// Parallel sending threads. Default 4.
     #[arg(long, global = true, env = "BACKSTOP_KEEPER_WORKERS")]
     pub workers: Option<usize>,
@@ -113,6 +117,7 @@ struct FileConfig {
     resync_secs: Option<u64>,
     stale_secs: Option<u64>,
     confirm_timeout_secs: Option<u64>,
+    oracle_margin_secs: Option<u32>,
     workers: Option<usize>,
     json_logs: Option<bool>,
 }
@@ -138,6 +143,7 @@ pub struct Settings {
     pub resync: Duration,
     pub stale_after: Duration,
     pub confirm_timeout: Duration,
+    pub oracle_margin_secs: i64,
     pub workers: usize,
     pub json_logs: bool,
 }
@@ -265,6 +271,11 @@ impl Settings {
                     .or(file.confirm_timeout_secs)
                     .unwrap_or(30),
             ),
+            oracle_margin_secs: o
+                .oracle_margin_secs
+                .or(file.oracle_margin_secs)
+                .unwrap_or(1)
+                .into(),
             workers,
             json_logs: o.json_logs || file.json_logs.unwrap_or(false),
         })

@@ -1,5 +1,6 @@
 //! Live updates over the websocket: `programSubscribe` for the exchange's margin accounts
-//! (memcmp filters), `accountSubscribe` for the exchange and every oracle. Updates are
+//! (memcmp filters), `accountSubscribe` for the exchange, every market and oracle, and the
+//! clock sysvar. Updates are
 //! forwarded to the decision loop; a dropped socket is reported and reconnected with
 //! backoff, and the loop resyncs after every reconnection.
 
@@ -145,10 +146,23 @@ fn connect(
             ))
         },
     );
-    for key in watch {
-        let (sub, rx) = PubsubClient::account_subscribe(ws_url, key, Some(account_config()))
+    // The clock at `processed`: the bank a transaction executes in is at least that new,
+    // so the keeper's idea of "now" for oracle freshness tracks the chain, not the
+    // (possibly lagging or jumping) confirmed clock of the last snapshot.
+    let clock_cfg = RpcAccountInfoConfig {
+        commitment: Some(CommitmentConfig::processed()),
+        ..account_config()
+    };
+    let subs = watch
+        .iter()
+        .map(|k| (*k, account_config()))
+        .chain(std::iter::once((
+            solana_sdk_ids::sysvar::clock::ID,
+            clock_cfg,
+        )));
+    for (key, cfg) in subs {
+        let (sub, rx) = PubsubClient::account_subscribe(ws_url, &key, Some(cfg))
             .map_err(|e| format!("accountSubscribe {key}: {e}"))?;
-        let key = *key;
         forward(
             sub,
             rx,

@@ -39,8 +39,11 @@ pub struct Keeper {
     pub metrics: Arc<Metrics>,
     pub sender: Arc<Sender>,
     pub book: Book,
-    /// Cluster unix time minus local unix time, from the last snapshot's clock sysvar.
+    /// Cluster unix time minus local unix time: from the processed clock sysvar over the
+    /// websocket, or the last snapshot while that is not flowing.
     clock_offset: i64,
+    /// When the websocket last delivered the clock sysvar.
+    clock_seen: Option<Instant>,
     in_flight: HashSet<String>,
     backoff: HashMap<String, (u32, Instant)>,
     /// Per market: when (and in which slot) the last oracle change was seen.
@@ -82,6 +85,7 @@ impl Keeper {
             metrics,
             sender,
             clock_offset: 0,
+            clock_seen: None,
             in_flight: HashSet::new(),
             backoff: HashMap::new(),
             price_seen: HashMap::new(),
@@ -111,7 +115,14 @@ impl Keeper {
             }
         }
         self.book = book;
-        self.clock_offset = now - local_unix();
+        // The snapshot's clock is the confirmed one, a little behind the banks transactions
+        // execute in; the websocket's processed clock is better while it flows.
+        if self
+            .clock_seen
+            .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+        {
+            self.clock_offset = now - local_unix();
+        }
         self.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
         self.metrics.fresh_data();
         self.metrics
@@ -143,13 +154,32 @@ impl Keeper {
         self.clawback_batch = max_batch(&payer, 64, |n| ix::clawback(&keys, &fake[..n])).max(1);
     }
 
-    /// Applies one account update from the websocket or a post-send refresh.
-    pub fn apply(&mut self, key: Pubkey, owner: Pubkey, data: &[u8], slot: u64, seen: Instant) {
+    /// Applies one account update from the websocket or a post-send refresh. Returns
+    /// whether the book changed in a way that calls for a decision (clock ticks do not:
+    /// the once-a-second decision covers what time alone makes due).
+    pub fn apply(
+        &mut self,
+        key: Pubkey,
+        owner: Pubkey,
+        data: &[u8],
+        slot: u64,
+        seen: Instant,
+    ) -> bool {
+        if key == solana_sdk_ids::sysvar::clock::ID {
+            // Clock (bincode): slot, epoch_start_timestamp, epoch, leader_schedule_epoch,
+            // unix_timestamp — the last at bytes 32..40.
+            if let Some(ts) = data.get(32..40) {
+                let ts = i64::from_le_bytes(ts.try_into().expect("8 bytes"));
+                self.clock_offset = ts - local_unix();
+                self.clock_seen = Some(seen);
+            }
+            return false;
+        }
         if key == self.settings.exchange {
             if let Ok(e) = decode::exchange(data) {
                 self.book.exchange = Some(e);
             }
-            return;
+            return true;
         }
         if let Some(i) = self
             .book
@@ -163,14 +193,14 @@ impl Keeper {
                 m.oracle = decoded;
                 self.price_seen.insert(m.market.index, (seen, slot));
             }
-            return;
+            return true;
         }
         if let Some(i) = self.book.markets.iter().position(|m| m.address == key) {
             if let Ok(pm) = decode::market(data) {
                 let pm: PerpMarket = pm;
                 self.book.markets[i].market = pm;
             }
-            return;
+            return true;
         }
         if owner == backstop::ID {
             match decode::margin_account(data) {
@@ -190,6 +220,7 @@ impl Keeper {
         } else if data.is_empty() {
             self.book.accounts.remove(&key);
         }
+        true
     }
 
     /// Re-reads accounts a confirmed or failed action touched, and the exchange.
@@ -201,7 +232,9 @@ impl Keeper {
                 Ok(found) => {
                     for (k, a) in chunk.iter().zip(found) {
                         match a {
-                            Some(a) => self.apply(*k, a.owner, &a.data, 0, Instant::now()),
+                            Some(a) => {
+                                self.apply(*k, a.owner, &a.data, 0, Instant::now());
+                            }
                             None => {
                                 self.book.accounts.remove(k);
                             }
@@ -256,7 +289,8 @@ impl Keeper {
     pub fn decide(&mut self) -> Vec<(Action, Vec<String>)> {
         let now = self.now();
         let t = Instant::now();
-        let (cache, _) = self.book.prices(now);
+        // Prices must still be fresh when the transaction lands, a little after now.
+        let (cache, _) = self.book.prices(now + self.settings.oracle_margin_secs);
         let risks = plan::assess(&self.book, &cache);
         self.metrics
             .health_recompute_micros
@@ -512,8 +546,7 @@ impl Keeper {
                         seen,
                     }) => {
                         self.metrics.fresh_data();
-                        self.apply(key, owner, &data, slot, seen);
-                        dirty = true;
+                        dirty |= self.apply(key, owner, &data, slot, seen);
                     }
                     Msg::Feed(Update::Connected) => {
                         info!("websocket subscriptions established; resyncing");
@@ -575,7 +608,8 @@ impl Keeper {
                                 .as_ref()
                                 .map(|e| e.collateral_decimals)
                                 .unwrap_or(6);
-                            if m.is_none_or(|m| m.price(d, self.now()).is_err()) {
+                            let by = self.now() + self.settings.oracle_margin_secs;
+                            if m.is_none_or(|m| m.price(d, by).is_err()) {
                                 continue;
                             }
                             self.price_seen.get(market_index).copied()

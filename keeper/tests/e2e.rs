@@ -436,10 +436,10 @@ fn two_keepers_at_once(net: &Localnet) {
 
 fn stale_oracle_then_fresh(net: &Localnet) {
     let kw = keeper_wallet(net);
-    // Prices older than 4 s are stale on this exchange.
-    let c = crash::setup(net, 3, 4, kw, 10_000 * USDC).unwrap();
+    // Prices older than 6 s are stale on this exchange.
+    let c = crash::setup(net, 3, 6, kw, 10_000 * USDC).unwrap();
     crash::set_price(net, &c, 85).unwrap();
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(Duration::from_secs(9));
     let k = KeeperProc::start(net, &c.exchange, c.keeper(), "stale", &[]);
     k.wait_ready();
     std::thread::sleep(Duration::from_secs(3));
