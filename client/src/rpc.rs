@@ -51,18 +51,139 @@ pub fn margin_accounts(
     rpc: &RpcClient,
     exchange: &Pubkey,
 ) -> anyhow::Result<Vec<(Pubkey, MarginAccount)>> {
-    let accounts =
-        rpc.get_program_ui_accounts_with_config(&backstop::ID, margin_accounts_config(exchange))?;
-    accounts
-        .into_iter()
-        .map(|(k, a)| {
-            let data = a
-                .data
-                .decode()
-                .ok_or_else(|| anyhow::anyhow!("account {k}: undecodable data encoding"))?;
-            Ok((k, decode::margin_account(&data)?))
-        })
-        .collect()
+    let mut out = vec![];
+    margin_accounts_streamed(&rpc.url(), exchange, |k, a| out.push((k, a)))?;
+    Ok(out)
+}
+
+/// Every margin account of `exchange`, handed to `each` as the `getProgramAccounts`
+/// response streams in: the JSON is decoded account by account from the socket, so
+/// memory holds the decoded accounts only — not the response text, a JSON tree of it and
+/// the decoded copy at once (which took a keeper with 100,000 accounts to 384 MB).
+/// Returns how many accounts were read.
+pub fn margin_accounts_streamed(
+    url: &str,
+    exchange: &Pubkey,
+    mut each: impl FnMut(Pubkey, MarginAccount),
+) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    use serde::de::DeserializeSeed;
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "getProgramAccounts",
+        "params": [backstop::ID.to_string(), margin_accounts_config(exchange)],
+    });
+    let response = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()?
+        .post(url)
+        .json(&body)
+        .send()
+        .with_context(|| format!("getProgramAccounts to {url}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        anyhow::bail!("getProgramAccounts to {url}: HTTP {status}");
+    }
+    let mut count = 0;
+    let mut failure: Option<String> = None;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, response);
+    let mut de = serde_json::Deserializer::from_reader(&mut reader);
+    let mut on_account = |key: &str, data: &str| -> Result<(), String> {
+        let key: Pubkey = key.parse().map_err(|_| format!("bad pubkey {key}"))?;
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
+            .map_err(|e| format!("account {key}: {e}"))?;
+        let account = decode::margin_account(&bytes).map_err(|e| format!("account {key}: {e}"))?;
+        each(key, account);
+        count += 1;
+        Ok(())
+    };
+    stream::Envelope {
+        on_account: &mut on_account,
+        error: &mut failure,
+    }
+    .deserialize(&mut de)
+    .with_context(|| format!("reading the getProgramAccounts response from {url}"))?;
+    if let Some(e) = failure {
+        anyhow::bail!("getProgramAccounts: {e}");
+    }
+    Ok(count)
+}
+
+/// A JSON-RPC envelope whose `result` is an array of `{pubkey, account: {data: [b64, _]}}`,
+/// visited element by element.
+mod stream {
+    use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer};
+
+    pub type OnAccount<'a> = dyn FnMut(&str, &str) -> Result<(), String> + 'a;
+
+    pub struct Envelope<'a, 'b> {
+        pub on_account: &'a mut OnAccount<'b>,
+        pub error: &'a mut Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    struct Keyed {
+        pubkey: String,
+        account: Data,
+    }
+
+    #[derive(Deserialize)]
+    struct Data {
+        data: (String, String),
+    }
+
+    impl<'de> DeserializeSeed<'de> for Envelope<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Envelope<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON-RPC response")
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "result" => map.next_value_seed(Accounts(&mut *self.on_account))?,
+                    "error" => {
+                        let e: serde_json::Value = map.next_value()?;
+                        *self.error = Some(e.to_string());
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    struct Accounts<'a, 'b>(&'a mut OnAccount<'b>);
+
+    impl<'de> DeserializeSeed<'de> for Accounts<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Accounts<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of keyed accounts")
+        }
+        fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+            while let Some(k) = seq.next_element::<Keyed>()? {
+                (self.0)(&k.pubkey, &k.account.data.0).map_err(S::Error::custom)?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// An exchange with its markets and their oracles, read in two RPC round trips.

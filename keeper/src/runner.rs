@@ -10,7 +10,7 @@ use anchor_lang::prelude::Pubkey;
 use anyhow::{Context, Result};
 use backstop::state::{Exchange, PerpMarket};
 use backstop_client::batch::max_batch;
-use backstop_client::rpc::{load_exchange, margin_accounts};
+use backstop_client::rpc::{load_exchange, margin_accounts_streamed};
 use backstop_client::view::decode_oracle;
 use backstop_client::{decode, ix, pda};
 use crossbeam_channel::{Receiver, Sender as ChanSender};
@@ -63,15 +63,35 @@ pub fn snapshot(
     rpc: &solana_rpc_client::rpc_client::RpcClient,
     exchange: &Pubkey,
 ) -> Result<(Book, i64)> {
-    let snap = load_exchange(rpc, exchange)?;
-    let accounts = margin_accounts(rpc, exchange).context("getProgramAccounts")?;
-    let book = Book {
+    let mut book = Book {
         exchange_address: *exchange,
-        exchange: Some(snap.exchange),
-        markets: snap.markets,
-        accounts: accounts.into_iter().collect(),
+        ..Default::default()
     };
-    Ok((book, snap.now))
+    let now = snapshot_into(rpc, &mut book)?;
+    Ok((book, now))
+}
+
+/// Refreshes `book` in place from a full snapshot and returns the cluster time. Accounts
+/// are overwritten as they stream in and the ones the chain no longer has are dropped at
+/// the end, so a resync never holds two books (with 100,000 accounts, holding both
+/// nearly doubled the keeper's peak memory). If the stream breaks midway, what arrived is
+/// fresher than what it replaced and nothing is dropped.
+pub fn snapshot_into(
+    rpc: &solana_rpc_client::rpc_client::RpcClient,
+    book: &mut Book,
+) -> Result<i64> {
+    let snap = load_exchange(rpc, &book.exchange_address)?;
+    let mut seen = HashSet::with_capacity(book.accounts.len());
+    let accounts = &mut book.accounts;
+    margin_accounts_streamed(&rpc.url(), &book.exchange_address, |k, a| {
+        seen.insert(k);
+        accounts.insert(k, a);
+    })
+    .context("getProgramAccounts")?;
+    accounts.retain(|k, _| seen.contains(k));
+    book.exchange = Some(snap.exchange);
+    book.markets = snap.markets;
+    Ok(snap.now)
 }
 
 impl Keeper {
@@ -106,15 +126,23 @@ impl Keeper {
 
     /// Full resync; reconciles the cached book with the chain.
     pub fn resync(&mut self) -> Result<()> {
-        let (book, now) = snapshot(&self.sender.rpc, &self.settings.exchange)?;
+        let old: Vec<(u16, _)> = self
+            .book
+            .markets
+            .iter()
+            .map(|m| (m.market.index, m.oracle.clone()))
+            .collect();
         let before = self.book.accounts.len();
-        for m in &book.markets {
-            let old = self.book.market(m.market.index).map(|o| o.oracle.clone());
-            if old.as_ref() != Some(&m.oracle) {
+        let now = snapshot_into(&self.sender.rpc, &mut self.book)?;
+        for m in &self.book.markets {
+            let was = old
+                .iter()
+                .find(|(i, _)| *i == m.market.index)
+                .map(|(_, o)| o);
+            if was != Some(&m.oracle) {
                 self.price_seen.insert(m.market.index, (Instant::now(), 0));
             }
         }
-        self.book = book;
         // The snapshot's clock is the confirmed one, a little behind the banks transactions
         // execute in; the websocket's processed clock is better while it flows.
         if self

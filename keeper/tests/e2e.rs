@@ -4,147 +4,23 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backstop::state::EpochPhase;
 use backstop_localnet::crash::{self, Crash, USDC};
+use backstop_localnet::keeper_proc::KeeperProc;
 use backstop_localnet::{
     check_conservation, free_rpc_port, start, token_balance, Localnet, LocalnetConfig,
 };
-use solana_sdk::signature::{write_keypair_file, Keypair};
+use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
 
-struct KeeperProc {
-    child: Child,
-    metrics: String,
-    log: PathBuf,
-}
-
-impl KeeperProc {
-    fn start(
-        net: &Localnet,
-        exchange: &anchor_lang::prelude::Pubkey,
-        keypair: &Keypair,
-        tag: &str,
-        extra: &[&str],
-    ) -> KeeperProc {
-        let dir = std::env::temp_dir().join(format!("keeper-e2e-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kp = dir.join(format!("{tag}.json"));
-        write_keypair_file(keypair, &kp).unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join(format!("{tag}.log"));
-        let mut args: Vec<String> = vec![
-            "--url".into(),
-            net.rpc_url(),
-            "--ws-url".into(),
-            net.ws_url(),
-            "--keypair".into(),
-            kp.display().to_string(),
-            "--exchange".into(),
-            exchange.to_string(),
-            "--metrics-addr".into(),
-            format!("127.0.0.1:{port}"),
-            "--resync-secs".into(),
-            "2".into(),
-            "--confirm-timeout-secs".into(),
-            "10".into(),
-        ];
-        // Later flags override (tests pass --url / --ws-url through proxies).
-        for pair in extra.chunks(2) {
-            if let Some(i) = args.iter().position(|a| a == pair[0]) {
-                args[i + 1] = pair[1].to_string();
-            } else {
-                args.extend(pair.iter().map(|s| s.to_string()));
-            }
-        }
-        let child = Command::new(env!("CARGO_BIN_EXE_backstop-keeper"))
-            .args(&args)
-            .env("BACKSTOP_KEEPER_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawn backstop-keeper");
-        KeeperProc {
-            child,
-            metrics: format!("127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(&self.metrics).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let code = out.split_whitespace().nth(1)?.parse().ok()?;
-        Some((code, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
-    }
-
-    fn metric(&self, name: &str) -> u64 {
-        let (_, body) = self.get("/metrics").expect("metrics endpoint");
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn errors(&self) -> Vec<String> {
-        let (_, body) = self.get("/metrics").expect("metrics endpoint");
-        body.lines()
-            .filter(|l| l.starts_with("backstop_keeper_errors_total{"))
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn wait_ready(&self) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if let Some((200, _)) = self.get("/healthz") {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("keeper never became healthy:\n{}", self.logs());
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let start = Instant::now();
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = self.child.kill();
-                panic!("keeper ignored SIGTERM:\n{}", self.logs());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for KeeperProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The keeper binary this test was built with.
+fn keeper_bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_backstop-keeper"))
 }
 
 /// A loopback TCP proxy that can refuse a share of connections, cut every live
@@ -326,7 +202,7 @@ fn crash_to_normal_started_before_any_account(net: &Localnet) {
     // The exchange exists but has no accounts when the keeper starts.
     let report = crash::deploy_exchange(net, 1, 120).unwrap();
     let kw = keeper_wallet(net);
-    let k = KeeperProc::start(net, &report.exchange, &kw, "main", &[]);
+    let k = KeeperProc::start(keeper_bin(), net, &report.exchange, &kw, "main", &[]);
     k.wait_ready();
     assert_eq!(k.metric("backstop_keeper_accounts"), 0);
     let c = crash::setup(net, 1, 120, kw, 10_000 * USDC).unwrap();
@@ -388,8 +264,8 @@ fn two_keepers_at_once(net: &Localnet) {
         ],
     )
     .unwrap();
-    let a = KeeperProc::start(net, &c.exchange, c.keeper(), "two-a", &[]);
-    let b = KeeperProc::start(net, &c.exchange, &other, "two-b", &[]);
+    let a = KeeperProc::start(keeper_bin(), net, &c.exchange, c.keeper(), "two-a", &[]);
+    let b = KeeperProc::start(keeper_bin(), net, &c.exchange, &other, "two-b", &[]);
     a.wait_ready();
     b.wait_ready();
     crash::set_price(net, &c, 85).unwrap();
@@ -440,7 +316,7 @@ fn stale_oracle_then_fresh(net: &Localnet) {
     let c = crash::setup(net, 3, 6, kw, 10_000 * USDC).unwrap();
     crash::set_price(net, &c, 85).unwrap();
     std::thread::sleep(Duration::from_secs(9));
-    let k = KeeperProc::start(net, &c.exchange, c.keeper(), "stale", &[]);
+    let k = KeeperProc::start(keeper_bin(), net, &c.exchange, c.keeper(), "stale", &[]);
     k.wait_ready();
     std::thread::sleep(Duration::from_secs(3));
     let rpc = net.rpc();
@@ -472,7 +348,7 @@ fn keeper_margin_too_small(net: &Localnet) {
     let kw = keeper_wallet(net);
     // A margin account with no capital: no room above initial margin for any position.
     let c = crash::setup(net, 4, 120, kw, 0).unwrap();
-    let k = KeeperProc::start(net, &c.exchange, c.keeper(), "small", &[]);
+    let k = KeeperProc::start(keeper_bin(), net, &c.exchange, c.keeper(), "small", &[]);
     k.wait_ready();
     crash::set_price(net, &c, 85).unwrap();
     let start = Instant::now();
@@ -507,6 +383,7 @@ fn websocket_dropped_resync_still_catches_the_crash(net: &Localnet) {
     let ws = Proxy::start(upstream(&net.ws_url()), 0, None);
     let ws_url = format!("ws://127.0.0.1:{}", ws.port);
     let k = KeeperProc::start(
+        keeper_bin(),
         net,
         &c.exchange,
         c.keeper(),
@@ -544,6 +421,7 @@ fn rpc_errors_injected(net: &Localnet) {
     );
     let url = format!("http://127.0.0.1:{}", rpc_proxy.port);
     let k = KeeperProc::start(
+        keeper_bin(),
         net,
         &c.exchange,
         c.keeper(),

@@ -7,6 +7,7 @@
 //! loader, executable) and `Bank::add_builtin` registers the entrypoint on the banks.
 
 pub mod crash;
+pub mod keeper_proc;
 
 use std::path::{Path, PathBuf};
 
@@ -161,6 +162,17 @@ fn create_token_account(
 /// Starts the validator with Backstop loaded, creates the collateral mint, deploys the
 /// exchange from `cfg.deploy_config` and funds the demo wallets.
 pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
+    start_with(cfg, Keypair::new(), vec![])
+}
+
+/// [`start`] with a given admin (so exchange addresses are known before the validator
+/// runs) and extra accounts written into genesis — the benchmarks seed 100,000 margin
+/// accounts this way instead of sending 100,000 transactions.
+pub fn start_with(
+    cfg: &LocalnetConfig,
+    admin: Keypair,
+    genesis_accounts: Vec<(Pubkey, AccountSharedData)>,
+) -> Result<Localnet> {
     backstop_native::install_syscall_stubs();
     let deploy_config = Config::load(&cfg.deploy_config)?;
     if cfg.ledger.exists() {
@@ -169,7 +181,12 @@ pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
     }
     let faucet = Keypair::new();
     let mut genesis = TestValidatorGenesis::default();
-    genesis.ledger_path(&cfg.ledger).rpc_port(cfg.rpc_port);
+    genesis
+        .ledger_path(&cfg.ledger)
+        .rpc_port(cfg.rpc_port)
+        .add_accounts(genesis_accounts);
+    // Room for seeded accounts (the default 10 MB genesis limit holds ~25k margin accounts).
+    genesis.max_genesis_archive_unpacked_size = Some(1 << 30);
     let program = match &cfg.program_so {
         Some(so) if so.exists() => {
             genesis.add_upgradeable_programs_with_path(&[UpgradeableProgramInfo {
@@ -224,7 +241,6 @@ pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
     let rpc = RpcClient::new_with_commitment(validator.rpc_url(), CommitmentConfig::confirmed());
 
     // Collateral mint and the admin.
-    let admin = Keypair::new();
     let mint_authority = Keypair::new();
     let mint = Keypair::new();
     send(
@@ -272,6 +288,93 @@ pub fn start(cfg: &LocalnetConfig) -> Result<Localnet> {
         net.wallet_tokens.push(token);
     }
     Ok(net)
+}
+
+/// Sends `n` independent transactions at once (`build(i, blockhash)` signs the i-th) and
+/// waits until every one is confirmed; those that did not land within a minute are signed
+/// again with a fresh blockhash (twice at most). Fails on the first transaction error.
+/// Sent in waves of 64.
+/// For bulk set-up (benchmarks), where one confirmation round trip per transaction would
+/// dominate.
+pub fn land_all(
+    rpc: &RpcClient,
+    n: usize,
+    build: impl Fn(usize, solana_sdk::hash::Hash) -> solana_sdk::transaction::Transaction,
+) -> Result<()> {
+    // Waves of at most 64: a thousand transactions write-locking one account at once
+    // stalled the (debug-built) validator's scheduler for minutes; waves keep it busy
+    // without a backlog.
+    for start in (0..n).step_by(64) {
+        let end = (start + 64).min(n);
+        land_wave(rpc, start..end, &build)?;
+    }
+    Ok(())
+}
+
+fn land_wave(
+    rpc: &RpcClient,
+    range: std::ops::Range<usize>,
+    build: &impl Fn(usize, solana_sdk::hash::Hash) -> solana_sdk::transaction::Transaction,
+) -> Result<()> {
+    use solana_rpc_client_api::config::RpcSendTransactionConfig;
+    let n = range.len();
+    let mut pending: Vec<usize> = range.collect();
+    for _attempt in 0..3 {
+        let blockhash = rpc.get_latest_blockhash()?;
+        let mut left = vec![];
+        for &i in &pending {
+            let tx = build(i, blockhash);
+            let sig = tx.signatures[0];
+            rpc.send_transaction_with_config(
+                &tx,
+                RpcSendTransactionConfig {
+                    skip_preflight: true,
+                    ..Default::default()
+                },
+            )
+            .with_context(|| format!("sending transaction {i}"))?;
+            left.push((i, sig));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !left.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let mut still = vec![];
+            for chunk in left.chunks(256) {
+                let sigs: Vec<_> = chunk.iter().map(|(_, s)| *s).collect();
+                let statuses = rpc.get_signature_statuses(&sigs)?.value;
+                for (&(i, sig), st) in chunk.iter().zip(statuses) {
+                    match st {
+                        Some(st) if st.satisfies_commitment(CommitmentConfig::confirmed()) => {
+                            if let Some(err) = st.err {
+                                anyhow::bail!("transaction {i} ({sig}) failed: {err}");
+                            }
+                        }
+                        _ => still.push((i, sig)),
+                    }
+                }
+            }
+            left = still;
+        }
+        pending = left.into_iter().map(|(i, _)| i).collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+    }
+    // Say why, when a simulation can tell.
+    let why = rpc
+        .simulate_transaction(&build(pending[0], rpc.get_latest_blockhash()?))
+        .map(|r| match r.value.err {
+            Some(e) => format!(
+                "simulating one of them fails: {e}; logs: {:?}",
+                r.value.logs.unwrap_or_default()
+            ),
+            None => "a simulation of one succeeds".into(),
+        })
+        .unwrap_or_else(|e| format!("simulateTransaction: {e}"));
+    anyhow::bail!(
+        "{} of {n} transactions did not land after three attempts ({why}); is the validator overloaded?",
+        pending.len()
+    )
 }
 
 /// A loopback port that is free now, with the next one (the websocket) free too.
