@@ -54,27 +54,79 @@ pub struct Risk {
     pub maintenance_health: i128,
 }
 
-/// Health of every account whose markets all have usable prices, riskiest first (lowest
-/// equity − MM; ties by address so the order is deterministic).
+/// The accounts the keeper must act on — below maintenance margin (liquidatable, or
+/// flat with negative equity: bankrupt) — riskiest first (lowest equity − MM; ties by
+/// address so the order is deterministic). Only accounts whose markets all have usable
+/// prices are assessed. Healthy accounts are neither kept nor sorted: with 100,000 cached
+/// accounts, sorting everyone took most of the per-tick time.
 pub fn assess(book: &Book, cache: &PriceCache) -> Vec<Risk> {
     let mut out: Vec<Risk> = book
         .accounts
         .iter()
-        .filter_map(|(k, a)| {
-            let h = view::health(cache, a)?;
-            Some(Risk {
-                account: *k,
-                health: h,
-                maintenance_health: h.maintenance_health().ok()?,
-            })
-        })
+        .filter(|(_, a)| !clearly_healthy(cache, a))
+        .filter_map(|(k, a)| risk(cache, k, a).filter(|r| r.maintenance_health < 0))
         .collect();
-    out.sort_by(|a, b| {
-        a.maintenance_health
-            .cmp(&b.maintenance_health)
-            .then(a.account.cmp(&b.account))
-    });
+    out.sort_unstable_by(order);
     out
+}
+
+/// True when `a` is certainly at or above maintenance margin, shown without a division:
+/// the program computes equity − MM = capital + pnl + Σ(⌊b·P/10⁹⌋ − basis)
+/// − Σ⌈⌈|b|·P/10⁹⌉·mm/10⁴⌉, and each floor loses less than 1 atom and each margin term
+/// gains less than 2, so
+/// 10¹³·(equity − MM) ≥ 10¹³·(capital + pnl − Σbasis − 3k) + Σ 10⁴·b·P − Σ |b|·P·mm
+/// for k positions. When that bound is ≥ 0 the exact health (integer divisions, the
+/// per-tick cost) is skipped; otherwise — or on a missing price or an overflow — the
+/// program's own function decides. Decisions stay exactly the program's.
+pub fn clearly_healthy(cache: &PriceCache, a: &MarginAccount) -> bool {
+    let bound = || -> Option<i128> {
+        let mut base = (a.capital as i128) + (a.pnl as i128);
+        let mut scaled: i128 = 0;
+        for p in a.positions.iter().filter(|p| p.active) {
+            let m = cache.get(p.market_index)?;
+            let price = m.price.price as i128;
+            let b = p.base_qty as i128;
+            base -= p.quote_basis as i128 + 3;
+            scaled = scaled.checked_add(b.checked_mul(price)?.checked_mul(10_000)?)?;
+            scaled = scaled.checked_sub(
+                b.abs()
+                    .checked_mul(price)?
+                    .checked_mul(m.params.maintenance_margin_bps as i128)?,
+            )?;
+        }
+        base.checked_mul(10_000_000_000_000)?.checked_add(scaled)
+    };
+    bound().is_some_and(|v| v >= 0)
+}
+
+/// The `n` riskiest accounts, healthy or not (for `status`).
+pub fn riskiest(book: &Book, cache: &PriceCache, n: usize) -> Vec<Risk> {
+    let mut out: Vec<Risk> = book
+        .accounts
+        .iter()
+        .filter_map(|(k, a)| risk(cache, k, a))
+        .collect();
+    if n < out.len() {
+        out.select_nth_unstable_by(n, order);
+        out.truncate(n);
+    }
+    out.sort_unstable_by(order);
+    out
+}
+
+fn risk(cache: &PriceCache, k: &Pubkey, a: &MarginAccount) -> Option<Risk> {
+    let h = view::health(cache, a)?;
+    Some(Risk {
+        account: *k,
+        health: h,
+        maintenance_health: h.maintenance_health().ok()?,
+    })
+}
+
+fn order(a: &Risk, b: &Risk) -> std::cmp::Ordering {
+    a.maintenance_health
+        .cmp(&b.maintenance_health)
+        .then(a.account.cmp(&b.account))
 }
 
 /// What the keeper will send.
@@ -471,7 +523,7 @@ mod tests {
         let keeper = add(&mut b, account(100_000, 0, 0));
         let (cache, missing) = b.prices(NOW);
         assert_eq!(missing, 0);
-        let risks = assess(&b, &cache);
+        let risks = riskiest(&b, &cache, usize::MAX);
         let order: Vec<Pubkey> = risks.iter().map(|r| r.account).collect();
         assert_eq!(order[0], worse);
         assert_eq!(order[1], bad);
@@ -674,5 +726,48 @@ mod tests {
             })
             .collect();
         assert_eq!(sizes, vec![26, 2]);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, ..Default::default() })]
+
+        /// The division-free screen never calls an account healthy that the program's own
+        /// health puts below maintenance margin — including within an atom of the edge.
+        #[test]
+        fn screen_agrees_with_the_program(
+            capital in 0u64..2_000_000_000_000,
+            pnl in -1_000_000_000_000i64..1_000_000_000_000,
+            base in -10_000_000_000i64..10_000_000_000,
+            entry in 1i64..1_000_000,
+            price in 1i64..10_000,
+            pick_edge in proptest::bool::ANY,
+        ) {
+            let mut b = book(price);
+            let mut a: MarginAccount = zeroed();
+            a.capital = capital;
+            a.pnl = pnl;
+            a.positions[0] = Position {
+                market_index: 0,
+                active: base != 0,
+                base_qty: base,
+                quote_basis: ((base as i128 * entry as i128) / 1_000) as i64,
+            };
+            let (cache, _) = b.prices(NOW);
+            if pick_edge {
+                // Move capital so the exact health lands at −1, 0 or +1 atom.
+                if let Ok(h) = cache.health(&a) {
+                    let mh = h.maintenance_health().unwrap();
+                    let target = (capital as i128 - mh + (pnl.rem_euclid(3) as i128 - 1)).max(0);
+                    a.capital = u64::try_from(target).unwrap_or(capital);
+                }
+            }
+            let exact = cache.health(&a).ok().and_then(|h| h.maintenance_health().ok());
+            if clearly_healthy(&cache, &a) {
+                proptest::prop_assert!(exact.is_some_and(|m| m >= 0), "screen said healthy, program says {exact:?}");
+            }
+            b.accounts.insert(Pubkey::new_unique(), a);
+            let risks = assess(&b, &cache);
+            proptest::prop_assert_eq!(risks.len(), usize::from(exact.is_some_and(|m| m < 0)));
+        }
     }
 }

@@ -688,6 +688,7 @@ pub fn status_text(book: &Book, now: i64, top: usize) -> String {
     use std::fmt::Write;
     let (cache, problems) = book.prices(now);
     let risks = plan::assess(book, &cache);
+    let top_risks = plan::riskiest(book, &cache, top);
     let ex: &Exchange = book.exchange.as_ref().expect("snapshot has the exchange");
     let d = ex.collateral_decimals;
     let amt = |v: i128| backstop_client::view::format_scaled(v, d as i32, d as u32);
@@ -722,7 +723,7 @@ pub fn status_text(book: &Book, now: i64, top: usize) -> String {
         "\n  {:<44} {:>16} {:>16} {:>16}  STATUS",
         "ACCOUNT", "EQUITY", "MAINT. MARGIN", "EQUITY − MM"
     );
-    for r in risks.iter().take(top) {
+    for r in &top_risks {
         let status = if r.health.is_bankrupt() {
             "bankrupt"
         } else if r.health.is_liquidatable().unwrap_or(false) {

@@ -1,0 +1,1 @@
+//! Benchmarks live in `examples/`; see `scripts/bench.sh`.

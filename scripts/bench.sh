@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Benchmarks (figures, not pass/fail): the keeper's per-tick health pass in an optimized
+# build, then the real keeper binary on the localnet validator — oracle update →
+# confirmed liquidation latency, clawback rounds over 100 and 1,000 accounts, and memory
+# with 100,000 cached accounts. Takes ~15 minutes on 2 cores once built.
+# `scripts/bench.sh health|latency|clawback|memory` runs one part.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+target="${CARGO_TARGET_DIR:-target}"
+part="${1:-all}"
+if [[ "$part" == all || "$part" == health ]]; then
+  cargo build --quiet --profile bench-fast -p backstop-bench --example bench_health
+  "$target/bench-fast/examples/bench_health"
+fi
+# The validator is the debug build the tests use (slot timing, not CPU, bounds latency).
+cargo build --quiet -p backstop-keeper --bins --examples
+run() { "$target/debug/examples/bench_localnet" "$@" 2>&1 | grep -v '^\[20' | grep -v '^Waiting for first slot'; }
+if [[ "$part" == all || "$part" == latency ]]; then run latency 20; fi
+if [[ "$part" == all || "$part" == clawback ]]; then run clawback 100; run clawback 1000; fi
+if [[ "$part" == all || "$part" == memory ]]; then run memory 100000; fi
