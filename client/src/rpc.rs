@@ -52,7 +52,9 @@ pub fn margin_accounts(
     exchange: &Pubkey,
 ) -> anyhow::Result<Vec<(Pubkey, MarginAccount)>> {
     let mut out = vec![];
-    margin_accounts_streamed(&rpc.url(), exchange, |k, a| out.push((k, a)))?;
+    margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a| {
+        out.push((k, a))
+    })?;
     Ok(out)
 }
 
@@ -60,19 +62,23 @@ pub fn margin_accounts(
 /// response streams in: the JSON is decoded account by account from the socket, so
 /// memory holds the decoded accounts only — not the response text, a JSON tree of it and
 /// the decoded copy at once (which took a keeper with 100,000 accounts to 384 MB).
-/// Returns how many accounts were read.
+/// Returns how many accounts were read. `commitment` matters: the node's default is
+/// `finalized`, ~13 s behind — accounts opened since would be missing.
 pub fn margin_accounts_streamed(
     url: &str,
+    commitment: solana_commitment_config::CommitmentConfig,
     exchange: &Pubkey,
     mut each: impl FnMut(Pubkey, MarginAccount),
 ) -> anyhow::Result<usize> {
     use anyhow::Context;
     use serde::de::DeserializeSeed;
+    let mut config = margin_accounts_config(exchange);
+    config.account_config.commitment = Some(commitment);
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": 1,
         "method": "getProgramAccounts",
-        "params": [backstop::ID.to_string(), margin_accounts_config(exchange)],
+        "params": [backstop::ID.to_string(), config],
     });
     let response = reqwest::blocking::Client::builder()
         .timeout(std::time::Duration::from_secs(300))

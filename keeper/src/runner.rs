@@ -83,10 +83,15 @@ pub fn snapshot_into(
     let snap = load_exchange(rpc, &book.exchange_address)?;
     let mut seen = HashSet::with_capacity(book.accounts.len());
     let accounts = &mut book.accounts;
-    margin_accounts_streamed(&rpc.url(), &book.exchange_address, |k, a| {
-        seen.insert(k);
-        accounts.insert(k, a);
-    })
+    margin_accounts_streamed(
+        &rpc.url(),
+        rpc.commitment(),
+        &book.exchange_address,
+        |k, a| {
+            seen.insert(k);
+            accounts.insert(k, a);
+        },
+    )
     .context("getProgramAccounts")?;
     accounts.retain(|k, _| seen.contains(k));
     book.exchange = Some(snap.exchange);
