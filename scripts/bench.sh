@@ -3,7 +3,8 @@
 # build, then the real keeper binary on the localnet validator — oracle update →
 # confirmed liquidation latency, clawback rounds over 100 and 1,000 accounts, and memory
 # with 100,000 cached accounts. Takes ~15 minutes on 2 cores once built.
-# `scripts/bench.sh health|latency|clawback|memory` runs one part.
+# Also the simulator's throughput. `scripts/bench.sh health|sim|latency|clawback|memory`
+# runs one part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -13,6 +14,11 @@ if [[ "$part" == all || "$part" == health ]]; then
   cargo build --quiet --profile bench-fast -p backstop-bench --example bench_health
   "$target/bench-fast/examples/bench_health"
 fi
+if [[ "$part" == all || "$part" == sim ]]; then
+  cargo build --quiet --profile bench-fast -p backstop-bench --example bench_sim
+  "$target/bench-fast/examples/bench_sim"
+fi
+case "$part" in health|sim) exit 0 ;; esac
 # The validator is the debug build the tests use (slot timing, not CPU, bounds latency).
 cargo build --quiet -p backstop-keeper --bins --examples
 run() { "$target/debug/examples/bench_localnet" "$@" 2>&1 | grep -v '^\[20' | grep -v '^Waiting for first slot'; }
