@@ -200,10 +200,11 @@ fn deleverage(
     let v = a.quote_basis as i128 - a.capital as i128 - a.pnl as i128; // = base·P_bk / 10⁹
     let scaled = v * backstop::constants::PRICE_PRECISION;
     let b = a.base_qty as i128;
+    // The program's division helpers take a positive divisor: a short divides −V by −b.
     let p_bk = if long {
         backstop::math::fixed::div_ceil(scaled, b).map_err(math)?
     } else {
-        backstop::math::fixed::div_floor(scaled, b).map_err(math)?
+        backstop::math::fixed::div_floor(-scaled, -b).map_err(math)?
     };
     let p_bk =
         u64::try_from(p_bk.max(1)).map_err(|_| anyhow::anyhow!("bankruptcy price out of range"))?;

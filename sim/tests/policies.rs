@@ -215,7 +215,7 @@ fn same_seed_same_bytes() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn properties(
@@ -263,4 +263,21 @@ proptest! {
         prop_assert_eq!(a.shortfall, adl.deficit);
         prop_assert!(adl.bankrupt_loss <= adl.insurance_paid + adl.deficit);
     }
+}
+
+/// Found by `properties` in CI: a squeeze where a short is deleveraged.
+#[test]
+fn regression_squeeze_five_accounts() {
+    let prices = population::scenario("squeeze-25").unwrap();
+    let seed = 11771748324614047157;
+    simulate(&Inputs {
+        scenario: "squeeze-25".into(),
+        seed: Some(seed),
+        population: population::generate(5, seed, prices[0]).unwrap(),
+        prices,
+        market: Market::default(),
+        insurance: 0,
+        rate_cap_bps: 1,
+    })
+    .unwrap();
 }

@@ -478,7 +478,7 @@ impl TestExchange {
             .collect()
     }
 
-    fn union_pairs(&self, accounts: &[&Pubkey], except: Option<u16>) -> Vec<(Pubkey, Pubkey)> {
+    pub fn union_pairs(&self, accounts: &[&Pubkey], except: Option<u16>) -> Vec<(Pubkey, Pubkey)> {
         let mut out: Vec<(Pubkey, Pubkey)> = vec![];
         for a in accounts {
             for p in self.pairs_for(a, except) {
