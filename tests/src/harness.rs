@@ -157,6 +157,8 @@ pub struct TestExchange {
     pub exact_vaults: bool,
     /// Transactions sent (successful and failed).
     pub tx_count: u64,
+    /// Transactions accepted through `send`.
+    pub ok_count: u64,
 }
 
 impl TestExchange {
@@ -202,6 +204,7 @@ impl TestExchange {
             last_raw_prices: vec![],
             exact_vaults: true,
             tx_count: 0,
+            ok_count: 0,
         };
         ex.mint = ex.create_mint();
         ex.keys = ExchangeKeys::new(&ex.admin.pubkey(), 0);
@@ -360,7 +363,10 @@ impl TestExchange {
         let before = self.snapshot();
         let res = self.send_raw(ixs, signers);
         match &res {
-            Ok(_) => self.assert_invariants(),
+            Ok(_) => {
+                self.ok_count += 1;
+                self.assert_invariants();
+            }
             Err(_) => {
                 let after = self.snapshot();
                 for (k, v) in &before {
