@@ -329,7 +329,9 @@ mod tests {
             warmup: Default::default(),
             clawback: Default::default(),
             created_at: 0,
-            reserved: [0; 32],
+            epoch_withdrawn: 0,
+            withdrawn_epoch: 0,
+            reserved: [0; 16],
         };
         a.positions[0] = Position {
             market_index: 0,

@@ -447,7 +447,9 @@ fn memory(n: usize) -> Result<()> {
                 warmup: Default::default(),
                 clawback: Default::default(),
                 created_at: 0,
-                reserved: [0; 32],
+                epoch_withdrawn: 0,
+                withdrawn_epoch: 0,
+                reserved: [0; 16],
             };
             let mut data = MarginAccount::DISCRIMINATOR.to_vec();
             a.serialize(&mut data).expect("serialize");

@@ -78,6 +78,8 @@ fn withdrawing_during_bad_debt_cannot_escape_the_deficit() {
         E::BadDebtWithdrawalLimit,
     );
     b.ex.withdraw(&d, 5_000 * USDC - keep).unwrap();
+    // Withdrawing in steps does not shrink the share: not one more atom may leave.
+    assert_backstop_err(b.ex.withdraw(&d, 1), E::BadDebtWithdrawalLimit);
     // What stays behind covers D's share of the whole deficit at the time it left; rounds
     // run until the deficit is paid.
     for _ in 0..10 {
@@ -186,4 +188,41 @@ fn ten_thousand_one_atom_trades_create_no_value() {
     // The books still balance to the atom against the vault's token balance.
     ex.assert_invariants();
     assert_eq!(ex.vault_balance(), ex.exchange().vault_balance);
+}
+
+#[test]
+fn withdrawing_during_bad_debt_before_a_capital_round() {
+    // W banks its profit into capital before the bankruptcy, so no positive PnL remains and
+    // the round charges principal. D withdraws the most the limit allows; E stays.
+    let mut ex = TestExchange::new();
+    let l = ex.funded_user(1_100 * USDC);
+    let w = ex.funded_user(10_000 * USDC);
+    let k = ex.funded_user(100_000 * USDC);
+    let d = ex.funded_user(5_000 * USDC);
+    let e = ex.funded_user(5_000 * USDC);
+    ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
+    ex.set_price(0, 85.0);
+    ex.settle(&w).unwrap();
+    ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
+    ex.resolve_bankruptcy(&l.margin).unwrap();
+    let x = ex.exchange();
+    let keep = (5_000 * USDC as u128 * x.deficit as u128).div_ceil(x.total_capital) as u64;
+    ex.withdraw(&d, 5_000 * USDC - keep).unwrap();
+    for _ in 0..10 {
+        if ex.exchange().epoch.phase == EpochPhase::Normal {
+            break;
+        }
+        ex.run_round(27);
+    }
+    assert_eq!(ex.exchange().deficit, 0);
+    let (cd, ce) = (
+        ex.account(&d).clawback.lifetime_total,
+        ex.account(&e).clawback.lifetime_total,
+    );
+    // Found by this test: the capital round weighed current capital only, so D (who had
+    // left with all but its held-back share) paid 0.057923 USDC against E's 17.164897.
+    // Weights now count capital withdrawn during the epoch: D pays what E pays, out of
+    // what it left behind.
+    assert!(cd > 0 && cd <= keep, "D charged {cd}, kept {keep}");
+    assert!(cd.abs_diff(ce) <= 1, "D charged {cd}, E charged {ce}");
 }

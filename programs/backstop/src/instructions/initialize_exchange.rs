@@ -68,7 +68,9 @@ pub fn handler(ctx: Context<InitializeExchange>, id: u16, params: ExchangeParams
         insurance_balance: 0,
         deficit: 0,
         epoch: EpochState::default(),
-        reserved: [0; 64],
+        epoch_withdrawn_total: 0,
+        withdrawn_epoch: 0,
+        reserved: [0; 48],
     });
     crate::events::emit(ExchangeInitialized {
         exchange: exchange.key(),

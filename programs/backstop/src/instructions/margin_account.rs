@@ -42,7 +42,9 @@ pub fn create(ctx: Context<CreateMarginAccount>) -> Result<()> {
         warmup: Warmup::default(),
         clawback: ClawbackRecord::default(),
         created_at: now()?,
-        reserved: [0; 32],
+        epoch_withdrawn: 0,
+        withdrawn_epoch: 0,
+        reserved: [0; 16],
     });
     exchange.num_accounts = exchange
         .num_accounts

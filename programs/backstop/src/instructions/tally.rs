@@ -59,7 +59,11 @@ pub fn handler<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Re
         );
         let h = cache.health(&acct)?;
         let w = profit_weight(policy, acct.pnl, h.unrealized, h.notional, h.equity)?;
-        let capital = acct.capital;
+        // Capital basis: capital plus what left during this epoch (charge still capped at
+        // the capital the account has, in `clawback`).
+        let capital = acct
+            .capital
+            .safe_add(acct.withdrawn_in(ex.epoch.epoch_id))?;
         let rec = &mut acct.clawback;
         rec.tally_round = round;
         rec.profit_weight = w.weight;
@@ -71,8 +75,8 @@ pub fn handler<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Re
             e.profit_weight_total = e.profit_weight_total.safe_add(w.weight)?;
             e.profit_weighted_accounts = e.profit_weighted_accounts.safe_add(1)?;
         }
-        if acct.capital > 0 {
-            e.capital_weight_total = e.capital_weight_total.safe_add(acct.capital as u128)?;
+        if capital > 0 {
+            e.capital_weight_total = e.capital_weight_total.safe_add(capital as u128)?;
             e.capital_weighted_accounts = e.capital_weighted_accounts.safe_add(1)?;
         }
         crate::events::emit(TallyRecorded {
@@ -80,7 +84,7 @@ pub fn handler<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Re
             round,
             profit_weight: w.weight,
             profit_cap: w.cap,
-            capital: acct.capital,
+            capital, // the capital-basis weight: capital + withdrawn this epoch
         });
         // Written back at once, so a later copy of the same account would see the tally.
         acct.exit(&crate::ID)?;

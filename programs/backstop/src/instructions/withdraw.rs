@@ -12,8 +12,9 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 
 /// Withdraws capital. The account must meet initial margin afterwards (remaining
 /// accounts: a (market, oracle) pair for every open position). While a deficit is open,
-/// at most capital − ⌈capital · deficit / Σ capital⌉ may leave — the account's pro-rata
-/// share of the deficit stays behind for a capital-basis round.
+/// at most capital − ⌈(capital + withdrawn) · deficit / Σ(capital + withdrawn)⌉ may leave
+/// (`withdrawn`: during this epoch) — the account's pro-rata share of the deficit stays
+/// behind for a capital-basis round, which weighs capital + withdrawn as well.
 #[derive(Accounts)]
 pub struct Withdraw<'info> {
     pub owner: Signer<'info>,
@@ -41,12 +42,19 @@ pub struct Withdraw<'info> {
 }
 
 /// The most capital that may leave while `deficit` is open: capital minus its share of
-/// the deficit, ⌈capital · deficit / Σ capital⌉ (rounded up: more stays in the pool).
-pub fn bad_debt_withdrawable(capital: u64, deficit: u64, total_capital: u128) -> Result<u64> {
-    if deficit == 0 || total_capital == 0 {
+/// the deficit, ⌈(capital + withdrawn) · deficit / Σ(capital + withdrawn)⌉ (rounded up:
+/// more stays in the pool), where `withdrawn` is what already left during this epoch.
+pub fn bad_debt_withdrawable(
+    capital: u64,
+    withdrawn: u64,
+    deficit: u64,
+    total_weight: u128,
+) -> Result<u64> {
+    if deficit == 0 || total_weight == 0 {
         return Ok(capital);
     }
-    let share = div_ceil_u128((capital as u128).safe_mul(deficit as u128)?, total_capital)?;
+    let weight = (capital as u128).safe_add(withdrawn as u128)?;
+    let share = div_ceil_u128(weight.safe_mul(deficit as u128)?, total_weight)?;
     Ok(capital.saturating_sub(cast::<u128, u64>(share.min(capital as u128))?))
 }
 
@@ -60,8 +68,23 @@ pub fn handler<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Resu
     let acct = &mut a.margin_account;
     require!(amount <= acct.capital, BackstopError::InsufficientCapital);
     if ex.epoch.phase != EpochPhase::Normal {
-        let limit = bad_debt_withdrawable(acct.capital, ex.deficit, ex.total_capital)?;
+        // The share is taken on capital plus what already left during this epoch (by this
+        // account and in total), the weights a capital-basis round will use: withdrawing
+        // in steps cannot shrink it.
+        let epoch = ex.epoch.epoch_id;
+        let mine = acct.withdrawn_in(epoch);
+        let all = ex.withdrawn_in(epoch);
+        let limit = bad_debt_withdrawable(
+            acct.capital,
+            mine,
+            ex.deficit,
+            ex.total_capital.safe_add(all as u128)?,
+        )?;
         require!(amount <= limit, BackstopError::BadDebtWithdrawalLimit);
+        acct.epoch_withdrawn = mine.safe_add(amount)?;
+        acct.withdrawn_epoch = epoch;
+        ex.epoch_withdrawn_total = all.safe_add(amount)?;
+        ex.withdrawn_epoch = epoch;
     }
     acct.add_capital(-cast::<u64, i64>(amount)?, &mut ex.total_capital)?;
     let cache = PriceCache::load(

@@ -202,10 +202,24 @@ pub struct Exchange {
     /// Loss not yet covered by insurance or clawback.
     pub deficit: u64,
     pub epoch: EpochState,
-    pub reserved: [u8; 64],
+    /// Capital withdrawn during bad-debt epoch `withdrawn_epoch` (all accounts). A
+    /// capital-basis round weighs capital + what was withdrawn during the epoch, so
+    /// leaving early does not shrink an account's share (see `MarginAccount::epoch_withdrawn`).
+    pub epoch_withdrawn_total: u64,
+    pub withdrawn_epoch: u64,
+    pub reserved: [u8; 48],
 }
 
 impl Exchange {
+    /// Capital withdrawn by all accounts during the open epoch `epoch_id`.
+    pub fn withdrawn_in(&self, epoch_id: u64) -> u64 {
+        if self.withdrawn_epoch == epoch_id {
+            self.epoch_withdrawn_total
+        } else {
+            0
+        }
+    }
+
     pub fn is_paused(&self, bit: u8) -> bool {
         self.paused & bit != 0
     }

@@ -90,7 +90,24 @@ pub struct MarginAccount {
     pub warmup: Warmup,
     pub clawback: ClawbackRecord,
     pub created_at: i64,
-    pub reserved: [u8; 32],
+    /// Capital this account withdrew during bad-debt epoch `withdrawn_epoch`: counted in
+    /// its capital-basis weight for that epoch (the charge stays capped at the capital it
+    /// still has). Without it, withdrawing the permitted maximum before a capital round cut
+    /// an account's charge to a fraction of its share (tests/tests/economic.rs).
+    pub epoch_withdrawn: u64,
+    pub withdrawn_epoch: u64,
+    pub reserved: [u8; 16],
+}
+
+impl MarginAccount {
+    /// Capital withdrawn during the open epoch `epoch_id` (0 for any other epoch).
+    pub fn withdrawn_in(&self, epoch_id: u64) -> u64 {
+        if self.withdrawn_epoch == epoch_id {
+            self.epoch_withdrawn
+        } else {
+            0
+        }
+    }
 }
 
 impl MarginAccount {
