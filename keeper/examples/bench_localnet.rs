@@ -140,20 +140,10 @@ fn open_accounts(
     Ok(wallets)
 }
 
-fn set_price_atoms(net: &Localnet, c: &Crash, dollars: u64) -> Result<u64> {
-    let rpc = net.rpc();
-    let sig = send(
-        &rpc,
-        &net.admin,
-        &[],
-        &[ix::set_oracle_price(
-            &net.admin.pubkey(),
-            &c.oracle,
-            (dollars * USDC) as i64,
-            0,
-        )],
-    )?;
-    let st = rpc.get_signature_statuses(&[sig])?.value[0]
+/// Sets the oracle to `dollars` and returns the slot the update landed in.
+fn set_price_slot(net: &Localnet, c: &Crash, dollars: u64) -> Result<u64> {
+    let sig = crash::set_price(net, c, dollars)?;
+    let st = net.rpc().get_signature_statuses(&[sig])?.value[0]
         .clone()
         .context("status of the oracle update")?;
     Ok(st.slot)
@@ -197,7 +187,7 @@ fn latency(n: usize) -> Result<()> {
     let rpc = net.rpc();
     let keys = ix::ExchangeKeys::of(c.exchange);
     let mut price = 1_000u64;
-    set_price_atoms(&net, &c, price)?;
+    crash::set_price(&net, &c, price)?;
     // The keeper (1M USDC), a market maker (1M USDC) and n losers of 110 USDC each.
     let mut deposits = vec![1_000_000 * USDC, 1_000_000 * USDC];
     deposits.extend(std::iter::repeat_n(110 * USDC, n));
@@ -214,9 +204,8 @@ fn latency(n: usize) -> Result<()> {
     k.wait_ready();
     let (mut slots, mut keeper_ms, mut keeper_slots, mut wall_ms) =
         (vec![], vec![], vec![], vec![]);
-    for loser in losers {
-        // 10x long at the current price, then a 7% drop: equity 3% < maintenance 5%.
-        let qty = (1_000 * BASE) / price as i64;
+    // `loser` takes `qty` from the maker at `dollars` (the oracle price: inside the band).
+    let trade = |loser: &Keypair, qty: i64, dollars: u64| {
         send(
             &rpc,
             loser,
@@ -228,15 +217,19 @@ fn latency(n: usize) -> Result<()> {
                 &c.market,
                 &c.oracle,
                 qty,
-                price * 1_000_000_000,
+                dollars * 1_000_000_000,
                 &[],
             )],
         )
-        .context("opening the loser's 10x long")?;
+    };
+    for loser in losers {
+        // 10x long at the current price, then a 7% drop: equity 3% < maintenance 5%.
+        let qty = (1_000 * BASE) / price as i64;
+        trade(loser, qty, price).context("opening the loser's 10x long")?;
         std::thread::sleep(Duration::from_millis(1_500));
         price = price * 93 / 100;
         let t0 = Instant::now();
-        let oracle_slot = set_price_atoms(&net, &c, price)?;
+        let oracle_slot = set_price_slot(&net, &c, price)?;
         let account = pda::margin_account(&c.exchange, &loser.pubkey());
         let observed = loop {
             let a = decode::margin_account(&rpc.get_account_data(&account)?)?;
@@ -267,22 +260,8 @@ fn latency(n: usize) -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
         let left = decode::margin_account(&rpc.get_account_data(&account)?)?.positions[0];
         if left.active && left.base_qty != 0 {
-            send(
-                &rpc,
-                loser,
-                &[maker],
-                &[ix::trade(
-                    &keys,
-                    &loser.pubkey(),
-                    &maker.pubkey(),
-                    &c.market,
-                    &c.oracle,
-                    -left.base_qty,
-                    price * 1_000_000_000,
-                    &[],
-                )],
-            )
-            .context("closing the loser's remaining position")?;
+            trade(loser, -left.base_qty, price)
+                .context("closing the loser's remaining position")?;
         }
     }
     println!("oracle update → confirmed liquidation, {n} liquidations, localnet validator (400 ms slots):");

@@ -15,7 +15,7 @@ use backstop::state::{EpochPhase, Exchange, MarginAccount};
 use backstop_client::{decode, ix, pda};
 use backstop_migrations::{deploy, send, Config};
 use solana_rpc_client::rpc_client::RpcClient;
-use solana_sdk::signature::Keypair;
+use solana_sdk::signature::{Keypair, Signature};
 use solana_sdk::signer::Signer;
 
 use crate::Localnet;
@@ -84,9 +84,9 @@ oracle_max_conf_bps = 200
     toml::from_str(&text).expect("the scenario's deploy config parses")
 }
 
-/// Sets the PERP oracle to `price` whole USDC.
-pub fn set_price(net: &Localnet, c: &Crash, price: u64) -> Result<()> {
-    send(
+/// Sets the PERP oracle to `price` whole USDC; returns the confirmed transaction.
+pub fn set_price(net: &Localnet, c: &Crash, price: u64) -> Result<Signature> {
+    Ok(send(
         &net.rpc(),
         &net.admin,
         &[],
@@ -96,8 +96,7 @@ pub fn set_price(net: &Localnet, c: &Crash, price: u64) -> Result<()> {
             (price * USDC) as i64,
             0,
         )],
-    )?;
-    Ok(())
+    )?)
 }
 
 /// Deploys the scenario's exchange `exchange_id` (no accounts yet); idempotent.
