@@ -102,15 +102,25 @@ pub struct PolicyReport {
     pub charges: Vec<u64>,
 }
 
-/// Allocates `base.deficit` (from the liquidation run) under `policy`. `adl` is the ADL
-/// run's outcome (needed for `Policy::Adl`).
-pub fn apply(policy: Policy, base: &Outcome, adl: &Outcome, m: &Market) -> Result<PolicyReport> {
-    let price = base.final_price;
-    let profit: Vec<u64> = base
-        .accounts
+/// Positive PnL per account at the final price, before any allocation: the baseline every
+/// policy's figures are measured against (computed once per run).
+pub fn profits(o: &Outcome, m: &Market) -> Result<Vec<u64>> {
+    o.accounts
         .iter()
-        .map(|a| positive_pnl(a, price, m))
-        .collect::<Result<_>>()?;
+        .map(|a| positive_pnl(a, o.final_price, m))
+        .collect()
+}
+
+/// Allocates `base.deficit` (from the liquidation run) under `policy`. `adl` is the ADL
+/// run's outcome (needed for `Policy::Adl`); `profit` is [`profits`] of `base`.
+pub fn apply(
+    policy: Policy,
+    base: &Outcome,
+    adl: &Outcome,
+    profit: &[u64],
+    m: &Market,
+) -> Result<PolicyReport> {
+    let price = base.final_price;
     let d = base.deficit;
     // ADL leaves unpaid only what its own run could not deleverage.
     let unpaid_override = matches!(policy, Policy::Adl).then_some(adl.deficit);
@@ -171,7 +181,7 @@ pub fn apply(policy: Policy, base: &Outcome, adl: &Outcome, m: &Market) -> Resul
             (c, 1, base.insurance_paid)
         }
     };
-    let mut r = summarize(policy, d, insurance_paid, charges, &profit, rounds);
+    let mut r = summarize(policy, d, insurance_paid, charges, profit, rounds);
     if let Some(unpaid) = unpaid_override {
         r.shortfall = unpaid;
     }

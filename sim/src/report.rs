@@ -3,9 +3,9 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::engine::{self, Mode, Outcome};
+use crate::engine::{self, Mode};
 use crate::policy::{self, Policy, PolicyReport};
-use crate::{positive_pnl, usd, Account, Market};
+use crate::{usd, Account, Market};
 
 /// Everything a run produced; serializes to the `--output json` document.
 #[derive(Debug, Clone, Serialize)]
@@ -53,11 +53,11 @@ pub fn simulate(i: &Inputs) -> Result<Report> {
         Mode::Liquidate,
     )?;
     let adl = engine::run(&i.population, &i.prices, &i.market, i.insurance, Mode::Adl)?;
+    let profit = policy::profits(&base, &i.market)?;
     let policies = Policy::all(i.rate_cap_bps)
         .into_iter()
-        .map(|p| policy::apply(p, &base, &adl, &i.market))
+        .map(|p| policy::apply(p, &base, &adl, &profit, &i.market))
         .collect::<Result<Vec<_>>>()?;
-    let profit = profits(&base, &i.market)?;
     Ok(Report {
         scenario: i.scenario.clone(),
         seed: i.seed,
@@ -78,13 +78,6 @@ pub fn simulate(i: &Inputs) -> Result<Report> {
         pnl: policy::pnl_of(&base, &i.market)?,
         policies,
     })
-}
-
-fn profits(o: &Outcome, m: &Market) -> Result<Vec<u64>> {
-    o.accounts
-        .iter()
-        .map(|a| positive_pnl(a, o.final_price, m))
-        .collect()
 }
 
 fn pct(bps: Option<u64>) -> String {

@@ -61,6 +61,28 @@ pub fn default_market_params() -> MarketParams {
     }
 }
 
+/// `add_market` arguments for a "PERP" market priced by an `OracleFeed`.
+pub fn feed_market_args(params: MarketParams) -> AddMarketArgs {
+    let mut name = [0u8; 16];
+    name[..4].copy_from_slice(b"PERP");
+    AddMarketArgs {
+        name,
+        oracle_kind: OracleKind::Feed,
+        pyth_feed_id: [0; 32],
+        base_decimals: BASE_DECIMALS,
+        params,
+    }
+}
+
+/// A number from the environment (test volumes: `PROPTEST_CASES`, `BACKSTOP_MODEL_*`),
+/// or `default`.
+pub fn env_u32(name: &str, default: u32) -> u32 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A trader: wallet keypair, collateral token account and margin account.
 pub struct User {
     pub key: Keypair,
@@ -311,15 +333,7 @@ impl TestExchange {
             &[&admin],
         )
         .expect("create_oracle_feed");
-        let mut name = [0u8; 16];
-        name[..4].copy_from_slice(b"PERP");
-        let args = AddMarketArgs {
-            name,
-            oracle_kind: OracleKind::Feed,
-            pyth_feed_id: [0; 32],
-            base_decimals: BASE_DECIMALS,
-            params,
-        };
+        let args = feed_market_args(params);
         self.send(
             &[ix::add_market(&admin.pubkey(), &ex_key, index, &feed, args)],
             &[&admin],

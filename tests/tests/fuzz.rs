@@ -10,12 +10,8 @@ use proptest::prelude::*;
 use solana_sdk::signer::Signer;
 
 fn cases(default: u32) -> ProptestConfig {
-    let n = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
     ProptestConfig {
-        cases: n,
+        cases: env_u32("PROPTEST_CASES", default),
         ..ProptestConfig::default()
     }
 }

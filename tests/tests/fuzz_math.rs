@@ -6,15 +6,12 @@
 use backstop::math::clawback::{allocate, Weight};
 use backstop::math::health::{compute_health, PositionMark};
 use backstop::math::liquidation::{base_to_liquidate, liquidation_price, LiquidationParams};
+use backstop_tests::env_u32;
 use proptest::prelude::*;
 
 fn cases(default: u32) -> ProptestConfig {
-    let n = std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default);
     ProptestConfig {
-        cases: n,
+        cases: env_u32("PROPTEST_CASES", default),
         ..ProptestConfig::default()
     }
 }

@@ -535,13 +535,6 @@ fn step(r: &mut Run, op: &Op) -> Result<(), String> {
     Ok(())
 }
 
-fn env(name: &str, default: u32) -> u32 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Steps run and accepted per kind, across all sequences (printed at the end).
 static STATS: std::sync::Mutex<std::collections::BTreeMap<&'static str, (u64, u64)>> =
     std::sync::Mutex::new(std::collections::BTreeMap::new());
@@ -566,8 +559,8 @@ fn kind(op: &Op) -> &'static str {
 #[test]
 fn random_sequences_agree_with_the_model() {
     use proptest::test_runner::{Config, TestRunner};
-    let cases = env("BACKSTOP_MODEL_CASES", 40);
-    let steps = env("BACKSTOP_MODEL_STEPS", 120) as usize;
+    let cases = env_u32("BACKSTOP_MODEL_CASES", 40);
+    let steps = env_u32("BACKSTOP_MODEL_STEPS", 120) as usize;
     let mut runner = TestRunner::new(Config {
         cases,
         max_shrink_iters: 2_000,
