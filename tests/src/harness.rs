@@ -630,6 +630,14 @@ impl TestExchange {
 
     /// A new trader with `tokens` collateral in their wallet and a margin account.
     pub fn user(&mut self, tokens: u64) -> User {
+        let user = self.wallet_user(tokens);
+        self.create_account(&user).expect("create_margin_account");
+        user
+    }
+
+    /// A new trader with `tokens` collateral in their wallet and no margin account yet
+    /// (its address is tracked, so the invariants cover it once created).
+    pub fn wallet_user(&mut self, tokens: u64) -> User {
         let key = Keypair::new();
         self.svm
             .airdrop(&key.pubkey(), 10_000_000_000)
@@ -637,9 +645,7 @@ impl TestExchange {
         let token = self.create_token_account(&self.mint.clone(), &key.pubkey(), tokens);
         let margin = pda::margin_account(&self.exchange_key(), &key.pubkey());
         self.accounts.push(margin);
-        let user = User { key, token, margin };
-        self.create_account(&user).expect("create_margin_account");
-        user
+        User { key, token, margin }
     }
 
     /// A trader with `deposit` already deposited (and nothing left in the wallet).

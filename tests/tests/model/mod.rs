@@ -1,0 +1,1131 @@
+//! The reference model: an independent, plain-integer model of one exchange, written from
+//! DESIGN.md (and the README's documented choices where DESIGN leaves one open: rounding
+//! directions, the liquidation sizing rule, warmup re-basing, the capital-basis weight).
+//! It imports nothing from the program — no Anchor types, none of the program's math — and
+//! predicts, for every instruction, either the refusal (by error name) or the complete
+//! state afterwards: every account's capital, pnl, position slots, warmup schedule and
+//! clawback receipt, the exchange's books and epoch, open interest, the feeds, and every
+//! token balance.
+//!
+//! Each instruction runs on a copy that is kept only if it succeeds, as the runtime does.
+
+/// A predicted refusal: the program's error name (`"InitialMarginViolated"`), or
+/// `"token:…"` for the SPL Token program's.
+pub type Refusal = &'static str;
+type R<T = ()> = Result<T, Refusal>;
+
+/// Fixed-point price precision: quote atoms per base atom × 10⁹.
+pub const ONE: i128 = 1_000_000_000;
+const BPS: i128 = 10_000;
+/// Feed prices are published with expo −6; with 6-decimal collateral and 6-decimal base
+/// the fixed price is raw × 10^(−6 + 6 − 6 + 9) = raw × 1000.
+const FIXED_PER_RAW: i128 = 1_000;
+const MAX_PRICE: i128 = i64::MAX as i128;
+const MAX_WARMUP_SECS: u32 = 30 * 24 * 3600;
+
+// -------------------------------------------------------------------- rounding helpers
+
+/// ⌊a/b⌋ for b > 0.
+fn floor(a: i128, b: i128) -> i128 {
+    a.div_euclid(b)
+}
+
+/// ⌈a/b⌉ for b > 0.
+fn ceil(a: i128, b: i128) -> i128 {
+    -(-a).div_euclid(b)
+}
+
+fn i64_of(x: i128) -> R<i64> {
+    i64::try_from(x).map_err(|_| "MathOverflow")
+}
+
+fn u64_of(x: i128) -> R<u64> {
+    u64::try_from(x).map_err(|_| "MathOverflow")
+}
+
+// -------------------------------------------------------------------- state
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Normal,
+    BadDebt,
+    Tallying,
+    Applying,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    pub market: u16,
+    pub active: bool,
+    pub base: i64,
+    pub basis: i64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Warmup {
+    pub started_at: i64,
+    pub base: u64,
+    pub carry: u64,
+    pub converted: u64,
+}
+
+/// The clawback bookkeeping and the last receipt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Receipt {
+    pub tally_round: u64,
+    pub profit_weight: u128,
+    pub profit_cap: u64,
+    pub capital_weight: u64,
+    pub applied_round: u64,
+    pub last_epoch: u64,
+    pub last_round: u64,
+    pub last_capital: bool,
+    pub last_weight: u128,
+    pub last_rate: (u128, u128),
+    pub last_amount: u64,
+    pub lifetime: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Account {
+    /// The owner's collateral wallet.
+    pub wallet: u64,
+    pub capital: u64,
+    pub pnl: i64,
+    pub slots: [Slot; 4],
+    pub warmup: Warmup,
+    pub receipt: Receipt,
+    pub withdrawn: u64,
+    pub withdrawn_epoch: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MarketParams {
+    pub im_bps: u16,
+    pub mm_bps: u16,
+    pub liq_fee_bps: u16,
+    pub insurance_share_bps: u16,
+    pub taker_fee_bps: u16,
+    pub max_deviation_bps: u16,
+    pub max_age_secs: u32,
+    pub max_conf_bps: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Market {
+    pub params: MarketParams,
+    /// The feed: raw price (expo −6), raw confidence, publish time.
+    pub raw: i64,
+    pub conf: u64,
+    pub published: i64,
+    pub long_oi: u64,
+    pub short_oi: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub warmup_secs: u32,
+    pub min_epoch_secs: u32,
+    pub cooldown_secs: u32,
+    pub rate_cap_bps: u16,
+    pub leverage_weighted: bool,
+    pub buffer_bps: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Epoch {
+    pub phase: Phase,
+    pub epoch_id: u64,
+    pub opened_at: i64,
+    pub round_seq: u64,
+    pub rounds_in_epoch: u32,
+    pub round_started_at: i64,
+    pub cooldown_until: i64,
+    pub leverage_weighted: bool,
+    pub rate_cap_bps: u16,
+    pub to_tally: u32,
+    pub tallied: u32,
+    pub profit_total: u128,
+    pub profit_count: u32,
+    pub capital_total: u128,
+    pub capital_count: u32,
+    pub capital_basis: bool,
+    pub deficit_at_finalize: u64,
+    pub rate: (u128, u128),
+    pub to_apply: u32,
+    pub applied: u32,
+    pub round_charged: u64,
+    pub round_to_insurance: u64,
+    pub deficit_opened: u64,
+    pub charged: u64,
+    pub covered: u64,
+}
+
+impl Epoch {
+    pub fn new() -> Self {
+        Epoch {
+            phase: Phase::Normal,
+            epoch_id: 1,
+            opened_at: 0,
+            round_seq: 0,
+            rounds_in_epoch: 0,
+            round_started_at: 0,
+            cooldown_until: 0,
+            leverage_weighted: false,
+            rate_cap_bps: 0,
+            to_tally: 0,
+            tallied: 0,
+            profit_total: 0,
+            profit_count: 0,
+            capital_total: 0,
+            capital_count: 0,
+            capital_basis: false,
+            deficit_at_finalize: 0,
+            rate: (0, 1),
+            to_apply: 0,
+            applied: 0,
+            round_charged: 0,
+            round_to_insurance: 0,
+            deficit_opened: 0,
+            charged: 0,
+            covered: 0,
+        }
+    }
+}
+
+/// The exchange's own books (what it records, as opposed to the token balances).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Books {
+    pub total_capital: u128,
+    pub total_pnl: i128,
+    pub total_basis: i128,
+    pub vault_balance: u64,
+    pub insurance_balance: u64,
+    pub deficit: u64,
+    pub withdrawn_total: u64,
+    pub withdrawn_epoch: u64,
+    pub num_accounts: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    pub now: i64,
+    pub params: Params,
+    pub markets: Vec<Market>,
+    pub accounts: Vec<Account>,
+    pub books: Books,
+    pub epoch: Epoch,
+    /// Token balances of the two vaults.
+    pub vault_tokens: u64,
+    pub insurance_tokens: u64,
+}
+
+// -------------------------------------------------------------------- health (DESIGN §3)
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Health {
+    equity: i128,
+    /// Equity with longs at P − conf and shorts at P + conf (initial-margin checks).
+    equity_conservative: i128,
+    unrealized: i128,
+    notional: i128,
+    im: i128,
+    mm: i128,
+    open: u32,
+}
+
+impl Health {
+    fn meets_im(&self) -> bool {
+        self.equity_conservative >= self.im
+    }
+    fn liquidatable(&self) -> bool {
+        self.open > 0 && self.equity < self.mm
+    }
+}
+
+/// Prices the instruction has read, per market: (price, conf) in fixed point.
+type Prices = Vec<Option<(i128, i128)>>;
+
+// -------------------------------------------------------------------- warmup (DESIGN §4)
+
+impl Warmup {
+    /// What has vested of `positive` pnl by `now` and not yet been converted.
+    fn vested(&self, positive: u64, now: i64, secs: u32) -> u64 {
+        if secs == 0 {
+            return positive;
+        }
+        let elapsed = (now - self.started_at).clamp(0, secs as i64) as u128;
+        let linear = (self.base as u128 * elapsed / secs as u128) as u64;
+        (self.carry + linear)
+            .saturating_sub(self.converted)
+            .min(positive)
+    }
+
+    /// Positive pnl changed from `old` to `new`: what had vested (up to `new`) stays
+    /// vested, the rest warms up again from now.
+    fn rebase(&mut self, old: u64, new: u64, now: i64, secs: u32) {
+        if old == new {
+            return;
+        }
+        let vested = self.vested(old, now, secs).min(new);
+        *self = Warmup {
+            started_at: now,
+            base: new - vested,
+            carry: vested,
+            converted: 0,
+        };
+    }
+}
+
+impl Account {
+    fn positive_pnl(&self) -> u64 {
+        self.pnl.max(0) as u64
+    }
+
+    fn add_pnl(&mut self, delta: i64, books: &mut Books, now: i64, secs: u32) -> R {
+        if delta == 0 {
+            return Ok(());
+        }
+        let before = self.positive_pnl();
+        self.pnl = self.pnl.checked_add(delta).ok_or("MathOverflow")?;
+        books.total_pnl += delta as i128;
+        let after = self.positive_pnl();
+        self.warmup.rebase(before, after, now, secs);
+        Ok(())
+    }
+
+    fn sub_capital(&mut self, amount: u64, books: &mut Books) -> R {
+        if amount > self.capital {
+            return Err("InsufficientCapital");
+        }
+        self.capital -= amount;
+        books.total_capital -= amount as u128;
+        Ok(())
+    }
+
+    fn add_capital(&mut self, amount: u64, books: &mut Books) -> R {
+        self.capital = self.capital.checked_add(amount).ok_or("MathOverflow")?;
+        books.total_capital += amount as u128;
+        Ok(())
+    }
+
+    fn slot(&self, market: u16) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.active && s.market == market)
+    }
+
+    fn active(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().filter(|s| s.active)
+    }
+
+    fn withdrawn_in(&self, epoch: u64) -> u64 {
+        if self.withdrawn_epoch == epoch {
+            self.withdrawn
+        } else {
+            0
+        }
+    }
+
+    /// A fill of `base` for `quote` in `market`: a new position takes the first free slot;
+    /// a position that closes realizes its basis into pnl and frees its slot.
+    fn fill(
+        &mut self,
+        m: &mut Market,
+        market: u16,
+        base: i64,
+        quote: i64,
+        books: &mut Books,
+        (now, secs): (i64, u32),
+    ) -> R {
+        let i = match self
+            .slots
+            .iter()
+            .position(|s| s.active && s.market == market)
+        {
+            Some(i) => i,
+            None => {
+                let free = self
+                    .slots
+                    .iter()
+                    .position(|s| !s.active)
+                    .ok_or("TooManyPositions")?;
+                self.slots[free] = Slot {
+                    market,
+                    active: true,
+                    base: 0,
+                    basis: 0,
+                };
+                free
+            }
+        };
+        let old = self.slots[i];
+        let new_base = old.base.checked_add(base).ok_or("MathOverflow")?;
+        let new_basis = old.basis.checked_add(quote).ok_or("MathOverflow")?;
+        let long = |b: i64| b.max(0) as u64;
+        let short = |b: i64| (-(b.min(0) as i128)) as u64;
+        m.long_oi = m.long_oi - long(old.base) + long(new_base);
+        m.short_oi = m.short_oi - short(old.base) + short(new_base);
+        books.total_basis -= old.basis as i128;
+        let realized = if new_base == 0 {
+            self.slots[i] = Slot::default();
+            -new_basis
+        } else {
+            self.slots[i].base = new_base;
+            self.slots[i].basis = new_basis;
+            books.total_basis += new_basis as i128;
+            0
+        };
+        self.add_pnl(realized, books, now, secs)
+    }
+}
+
+// -------------------------------------------------------------------- the exchange
+
+impl State {
+    /// Runs `f` on a copy; keeps the copy only if `f` succeeds (a refused transaction
+    /// changes nothing).
+    pub fn apply(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
+        let mut next = self.clone();
+        f(&mut next)?;
+        *self = next;
+        Ok(())
+    }
+
+    /// The fixed-point price of `market` as of now, through the oracle guards.
+    fn read(&self, market: u16) -> R<(i128, i128)> {
+        let m = &self.markets[market as usize];
+        if m.raw <= 0 {
+            return Err("OracleNonPositivePrice");
+        }
+        if self.now - m.published > m.params.max_age_secs as i64 {
+            return Err("OracleStale");
+        }
+        if m.conf as i128 * BPS > m.raw as i128 * m.params.max_conf_bps as i128 {
+            return Err("OracleConfidenceTooWide");
+        }
+        let price = m.raw as i128 * FIXED_PER_RAW;
+        if price > MAX_PRICE {
+            return Err("OracleUnrepresentable");
+        }
+        Ok((price, (m.conf as i128 * FIXED_PER_RAW).min(MAX_PRICE)))
+    }
+
+    /// The (market, oracle) pairs a client passes for `accounts`: each account's active
+    /// slots in order, first occurrence kept, `except` left out.
+    fn pairs(&self, accounts: &[usize], except: Option<u16>) -> Vec<u16> {
+        let mut out = vec![];
+        for &a in accounts {
+            for s in self.accounts[a].active() {
+                if Some(s.market) != except && !out.contains(&s.market) {
+                    out.push(s.market);
+                }
+            }
+        }
+        out
+    }
+
+    fn load(&self, markets: &[u16], prices: &mut Prices) -> R {
+        for &m in markets {
+            if prices[m as usize].is_none() {
+                prices[m as usize] = Some(self.read(m)?);
+            }
+        }
+        Ok(())
+    }
+
+    fn no_prices(&self) -> Prices {
+        vec![None; self.markets.len()]
+    }
+
+    fn health(&self, a: usize, prices: &Prices) -> R<Health> {
+        let acct = &self.accounts[a];
+        let mut h = Health {
+            equity: acct.capital as i128 + acct.pnl as i128,
+            ..Health::default()
+        };
+        h.equity_conservative = h.equity;
+        for s in acct.active() {
+            let (p, conf) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            let mp = &self.markets[s.market as usize].params;
+            let b = s.base as i128;
+            // Value rounds down for both sides; notional and margins round up.
+            let unrealized = floor(b * p, ONE) - s.basis as i128;
+            let cp = if b >= 0 { (p - conf).max(0) } else { p + conf };
+            let notional = ceil(b.abs() * p, ONE);
+            h.unrealized += unrealized;
+            h.equity += unrealized;
+            h.equity_conservative += floor(b * cp, ONE) - s.basis as i128;
+            h.notional += notional;
+            h.im += ceil(notional * mp.im_bps as i128, BPS);
+            h.mm += ceil(notional * mp.mm_bps as i128, BPS);
+            h.open += u32::from(s.base != 0);
+        }
+        Ok(h)
+    }
+
+    /// Balances move between the books and the tokens together.
+    fn vault_out(&mut self, amount: u64) {
+        self.books.vault_balance -= amount;
+        self.vault_tokens -= amount;
+    }
+    fn vault_in(&mut self, amount: u64) {
+        self.books.vault_balance += amount;
+        self.vault_tokens += amount;
+    }
+    fn vault_to_insurance(&mut self, amount: u64) {
+        self.vault_out(amount);
+        self.books.insurance_balance += amount;
+        self.insurance_tokens += amount;
+    }
+    fn insurance_to_vault(&mut self, amount: u64) {
+        self.books.insurance_balance -= amount;
+        self.insurance_tokens -= amount;
+        self.vault_in(amount);
+    }
+
+    fn wallet_pay(&mut self, who: usize, amount: u64) -> R {
+        let w = &mut self.accounts[who].wallet;
+        if *w < amount {
+            return Err("token:InsufficientFunds");
+        }
+        *w -= amount;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- owner instructions
+
+    /// A new margin account for an owner with `wallet` tokens; refused during a round
+    /// (the round's account count is fixed at begin).
+    pub fn create(&mut self, wallet: u64) -> R {
+        if matches!(self.epoch.phase, Phase::Tallying | Phase::Applying) {
+            return Err("WrongEpochPhase");
+        }
+        self.accounts.push(Account {
+            wallet,
+            ..Account::default()
+        });
+        self.books.num_accounts += 1;
+        Ok(())
+    }
+
+    pub fn deposit(&mut self, who: usize, amount: u64) -> R {
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        self.wallet_pay(who, amount)?;
+        let mut books = self.books;
+        self.accounts[who].add_capital(amount, &mut books)?;
+        self.books = books;
+        self.vault_in(amount);
+        Ok(())
+    }
+
+    pub fn withdraw(&mut self, who: usize, amount: u64) -> R {
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        if amount > self.accounts[who].capital {
+            return Err("InsufficientCapital");
+        }
+        if self.epoch.phase != Phase::Normal {
+            // DESIGN §5 holds back the account's share of the deficit; the share is taken
+            // on capital + what left this epoch (README: capital-basis improvement).
+            let epoch = self.epoch.epoch_id;
+            let a = &self.accounts[who];
+            let mine = a.withdrawn_in(epoch);
+            let all = if self.books.withdrawn_epoch == epoch {
+                self.books.withdrawn_total
+            } else {
+                0
+            };
+            let total = self.books.total_capital + all as u128;
+            let deficit = self.books.deficit;
+            let limit = if deficit == 0 || total == 0 {
+                a.capital
+            } else {
+                let share = ceil(
+                    (a.capital as i128 + mine as i128) * deficit as i128,
+                    total as i128,
+                );
+                a.capital - share.min(a.capital as i128) as u64
+            };
+            if amount > limit {
+                return Err("BadDebtWithdrawalLimit");
+            }
+            self.accounts[who].withdrawn = mine + amount;
+            self.accounts[who].withdrawn_epoch = epoch;
+            self.books.withdrawn_total = all + amount;
+            self.books.withdrawn_epoch = epoch;
+        }
+        let mut books = self.books;
+        self.accounts[who].sub_capital(amount, &mut books)?;
+        self.books = books;
+        let mut prices = self.no_prices();
+        self.load(&self.pairs(&[who], None), &mut prices)?;
+        if !self.health(who, &prices)?.meets_im() {
+            return Err("InitialMarginViolated");
+        }
+        self.vault_out(amount);
+        self.accounts[who].wallet += amount;
+        Ok(())
+    }
+
+    /// Taker `t` buys `qty` (sells if negative) from maker `m` at fixed price `px`.
+    pub fn trade(&mut self, t: usize, m: usize, market: u16, qty: i64, px: u64) -> R {
+        // One margin account on both sides is refused before any other check (Anchor's
+        // duplicate-mutable-account rule; the program's own SelfTrade check backs it up).
+        if t == m {
+            return Err("ConstraintDuplicateMutableAccount");
+        }
+        if matches!(self.epoch.phase, Phase::Tallying | Phase::Applying) {
+            return Err("WrongEpochPhase");
+        }
+        if qty == 0 || qty == i64::MIN || px == 0 {
+            return Err("ZeroAmount");
+        }
+        let (oracle, conf) = self.read(market)?;
+        let mp = self.markets[market as usize].params;
+        let px = px as i128;
+        if (px - oracle).abs() * BPS > oracle * mp.max_deviation_bps as i128 {
+            return Err("PriceOutsideBand");
+        }
+        let mut prices = self.no_prices();
+        self.load(&self.pairs(&[t, m], Some(market)), &mut prices)?;
+        prices[market as usize] = Some((oracle, conf));
+        let (tb, mb) = (self.health(t, &prices)?, self.health(m, &prices)?);
+        let base_of = |s: &State, a: usize| s.accounts[a].slot(market).map_or(0, |s| s.base);
+        let (t0, m0) = (base_of(self, t), base_of(self, m));
+        // The taker pays the rounding atom both ways: quote = ⌈qty·px⌉.
+        let quote = i64_of(ceil(qty as i128 * px, ONE))?;
+        let fee = u64_of(ceil(
+            ceil(qty.unsigned_abs() as i128 * px, ONE) * mp.taker_fee_bps as i128,
+            BPS,
+        ))?;
+        let (now, secs) = (self.now, self.params.warmup_secs);
+        let mut books = self.books;
+        let mut mk = self.markets[market as usize];
+        self.accounts[t].fill(&mut mk, market, qty, quote, &mut books, (now, secs))?;
+        self.accounts[m].fill(&mut mk, market, -qty, -quote, &mut books, (now, secs))?;
+        self.accounts[t].add_pnl(-i64_of(fee as i128)?, &mut books, now, secs)?;
+        self.books = books;
+        self.markets[market as usize] = mk;
+        for (a, before, b0) in [(t, tb, t0), (m, mb, m0)] {
+            let after = self.health(a, &prices)?;
+            if after.meets_im() {
+                continue;
+            }
+            let b1 = base_of(self, a);
+            let reduces =
+                b1.unsigned_abs() < b0.unsigned_abs() && (b1 == 0 || (b1 > 0) == (b0 > 0));
+            if !reduces {
+                return Err("InitialMarginViolated");
+            }
+            if after.equity - after.mm < before.equity - before.mm {
+                return Err("HealthDecreased");
+            }
+        }
+        self.vault_to_insurance(fee);
+        Ok(())
+    }
+
+    /// Marks every position to the oracle, absorbs losses into capital, and (in Normal)
+    /// converts vested positive pnl to capital.
+    pub fn settle(&mut self, who: usize) -> R {
+        let mut prices = self.no_prices();
+        self.load(&self.pairs(&[who], None), &mut prices)?;
+        let (now, secs) = (self.now, self.params.warmup_secs);
+        let mut books = self.books;
+        let a = &mut self.accounts[who];
+        for i in 0..a.slots.len() {
+            let s = a.slots[i];
+            if !s.active {
+                continue;
+            }
+            let (p, _) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            let value = i64_of(floor(s.base as i128 * p, ONE))?;
+            let delta = value.checked_sub(s.basis).ok_or("MathOverflow")?;
+            a.slots[i].basis = value;
+            books.total_basis += delta as i128;
+            a.add_pnl(delta, &mut books, now, secs)?;
+        }
+        if a.pnl < 0 {
+            let loss = a.pnl.unsigned_abs().min(a.capital);
+            a.sub_capital(loss, &mut books)?;
+            a.add_pnl(loss as i64, &mut books, now, secs)?;
+        }
+        if self.epoch.phase == Phase::Normal {
+            let v = a.warmup.vested(a.positive_pnl(), now, secs);
+            if v > 0 {
+                a.warmup.converted += v;
+                a.pnl -= v as i64;
+                books.total_pnl -= v as i128;
+                a.add_capital(v, &mut books)?;
+            }
+        }
+        self.books = books;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- oracle & time
+
+    pub fn set_price(&mut self, market: u16, raw: i64, conf: u64) -> R {
+        if raw <= 0 {
+            return Err("OracleNonPositivePrice");
+        }
+        if conf > raw as u64 {
+            return Err("OracleConfidenceTooWide");
+        }
+        let m = &mut self.markets[market as usize];
+        m.raw = raw;
+        m.conf = conf;
+        m.published = self.now;
+        Ok(())
+    }
+
+    pub fn advance(&mut self, secs: i64) {
+        self.now += secs;
+    }
+
+    // ---------------------------------------------------------------- waterfall (DESIGN §4)
+
+    /// `liqor` takes over part of `liqee`'s position in `market`, at most `max` base.
+    pub fn liquidate(&mut self, liqor: usize, liqee: usize, market: u16, max: u64) -> R {
+        if liqor == liqee {
+            return Err("ConstraintDuplicateMutableAccount");
+        }
+        if max == 0 {
+            return Err("ZeroAmount");
+        }
+        let (p, conf) = self.read(market)?;
+        let mut prices = self.no_prices();
+        self.load(&self.pairs(&[liqor, liqee], Some(market)), &mut prices)?;
+        prices[market as usize] = Some((p, conf));
+        let pos = *self.accounts[liqee]
+            .slot(market)
+            .ok_or("NoPositionInMarket")?;
+        let before = self.health(liqee, &prices)?;
+        if !before.liquidatable() {
+            return Err("NotLiquidatable");
+        }
+        let mp = self.markets[market as usize].params;
+        // The liquidator earns the fee only while the liquidatee still has equity;
+        // otherwise the position moves at the oracle price and insurance pays the fee.
+        let discounted = before.equity > 0;
+        let fee_bps = if discounted {
+            mp.liq_fee_bps as i128
+        } else {
+            0
+        };
+        // Size (README "liquidation sizing"): the least notional n that brings equity up
+        // to (1 + buffer)·MM, with slack for three rounding atoms:
+        //   (1+b)·(MM − n·mm) ≤ equity − n·fee  ⇒  n ≥ ((1+b)·MM − equity + slack)/((1+b)·mm − fee)
+        // all scaled by 10⁴; then base = ⌈n / P⌉, capped by the position and by `max`.
+        let b = BPS + self.params.buffer_bps as i128;
+        let gap = b * before.mm - BPS * before.equity;
+        let size = if gap <= 0 {
+            0
+        } else {
+            let need = gap + 2 * BPS + b;
+            let per_notional = b * mp.mm_bps as i128 - BPS * fee_bps;
+            if per_notional <= 0 {
+                return Err("MathOverflow");
+            }
+            let notional = ceil(BPS * need, per_notional);
+            ceil(notional * ONE, p)
+                .min(pos.base.unsigned_abs() as i128)
+                .min(max as i128)
+        };
+        if size == 0 {
+            return Err("NothingToLiquidate");
+        }
+        let long = pos.base > 0;
+        // The price moves by the fee in the liquidator's favour, rounded against the
+        // liquidatee.
+        let px = if !discounted {
+            p
+        } else if long {
+            floor(p * (BPS - fee_bps), BPS)
+        } else {
+            ceil(p * (BPS + fee_bps), BPS)
+        };
+        let delta = if long { -(size as i64) } else { size as i64 };
+        let quote = i64_of(ceil(delta as i128 * px, ONE))?;
+        let (now, secs) = (self.now, self.params.warmup_secs);
+        let mut books = self.books;
+        let mut mk = self.markets[market as usize];
+        self.accounts[liqee].fill(&mut mk, market, delta, quote, &mut books, (now, secs))?;
+        self.accounts[liqor].fill(&mut mk, market, -delta, -quote, &mut books, (now, secs))?;
+        self.markets[market as usize] = mk;
+        if discounted {
+            // The insurance share of the discount (rounded up) leaves the liquidator.
+            let discount = ceil(size * (p - px).abs(), ONE);
+            let fee = u64_of(ceil(discount * mp.insurance_share_bps as i128, BPS))?;
+            self.accounts[liqor].add_pnl(-(fee as i64), &mut books, now, secs)?;
+            self.books = books;
+            self.vault_to_insurance(fee);
+        } else {
+            // Insurance pays the liquidator's share of the fee (rounded down), if it can.
+            let fee = floor(floor(size * p, ONE) * mp.liq_fee_bps as i128, BPS);
+            let keeper = floor(fee * (BPS - mp.insurance_share_bps as i128), BPS);
+            let paid = u64_of(keeper)?.min(books.insurance_balance);
+            self.accounts[liqor].add_pnl(paid as i64, &mut books, now, secs)?;
+            self.books = books;
+            self.insurance_to_vault(paid);
+        }
+        if !self.health(liqor, &prices)?.meets_im() {
+            return Err("LiquidatorBelowInitialMargin");
+        }
+        Ok(())
+    }
+
+    /// Writes a flat account with negative equity up to zero: insurance first, the rest
+    /// becomes deficit and opens a bad-debt epoch.
+    pub fn resolve(&mut self, who: usize) -> R {
+        let a = &self.accounts[who];
+        let s = -(a.capital as i128 + a.pnl as i128);
+        if a.active().next().is_some() || s <= 0 {
+            return Err("NotBankrupt");
+        }
+        let shortfall = u64_of(s)?;
+        let (now, secs) = (self.now, self.params.warmup_secs);
+        let mut books = self.books;
+        let a = &mut self.accounts[who];
+        let loss = a.pnl.unsigned_abs().min(a.capital);
+        a.sub_capital(loss, &mut books)?;
+        a.add_pnl(loss as i64, &mut books, now, secs)?;
+        let paid = shortfall.min(books.insurance_balance);
+        let added = shortfall - paid;
+        a.add_pnl(shortfall as i64, &mut books, now, secs)?;
+        books.deficit += added;
+        self.books = books;
+        self.insurance_to_vault(paid);
+        if added > 0 {
+            self.epoch.deficit_opened += added;
+            if self.epoch.phase == Phase::Normal {
+                self.epoch.phase = Phase::BadDebt;
+                self.epoch.opened_at = now;
+                self.epoch.rounds_in_epoch = 0;
+                self.epoch.cooldown_until = 0;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn contribute(&mut self, who: usize, amount: u64) -> R {
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        self.wallet_pay(who, amount)?;
+        self.books.insurance_balance += amount;
+        self.insurance_tokens += amount;
+        Ok(())
+    }
+
+    pub fn cover(&mut self, who: usize, amount: u64) -> R {
+        if self.books.deficit == 0 {
+            return Err("NoDeficit");
+        }
+        if self.epoch.phase == Phase::Applying {
+            return Err("CoverDuringApplying");
+        }
+        if amount == 0 {
+            return Err("ZeroAmount");
+        }
+        let paid = amount.min(self.books.deficit);
+        self.wallet_pay(who, paid)?;
+        self.vault_in(paid);
+        self.books.deficit -= paid;
+        self.epoch.covered += paid;
+        if self.books.deficit == 0 {
+            self.close_epoch();
+        }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- epochs (DESIGN §5)
+
+    fn close_epoch(&mut self) {
+        let e = &mut self.epoch;
+        e.phase = Phase::Normal;
+        e.epoch_id += 1;
+        e.rounds_in_epoch = 0;
+        e.deficit_opened = 0;
+        e.charged = 0;
+        e.covered = 0;
+    }
+
+    fn end_round(&mut self) {
+        if self.books.deficit == 0 {
+            self.close_epoch();
+        } else {
+            self.epoch.phase = Phase::BadDebt;
+            self.epoch.cooldown_until = self.now + self.params.cooldown_secs as i64;
+        }
+    }
+
+    pub fn begin(&mut self) -> R {
+        if self.epoch.phase != Phase::BadDebt {
+            return Err("WrongEpochPhase");
+        }
+        if self.books.deficit == 0 {
+            return Err("NoDeficit");
+        }
+        let e = self.epoch;
+        if self.now < e.opened_at + self.params.min_epoch_secs as i64 || self.now < e.cooldown_until
+        {
+            return Err("EpochNotReady");
+        }
+        self.epoch = Epoch {
+            phase: Phase::Tallying,
+            round_seq: e.round_seq + 1,
+            rounds_in_epoch: e.rounds_in_epoch + 1,
+            round_started_at: self.now,
+            leverage_weighted: self.params.leverage_weighted,
+            rate_cap_bps: self.params.rate_cap_bps,
+            to_tally: self.books.num_accounts,
+            tallied: 0,
+            profit_total: 0,
+            profit_count: 0,
+            capital_total: 0,
+            capital_count: 0,
+            capital_basis: false,
+            deficit_at_finalize: 0,
+            rate: (0, 1),
+            to_apply: 0,
+            applied: 0,
+            round_charged: 0,
+            round_to_insurance: 0,
+            ..e
+        };
+        Ok(())
+    }
+
+    /// Records each account's weights: positive pnl at the tally price (× (1 + leverage)
+    /// under LeverageWeighted, capped at the positive pnl), and capital + withdrawn this
+    /// epoch for a capital-basis round.
+    pub fn tally(&mut self, batch: &[usize]) -> R {
+        if self.epoch.phase != Phase::Tallying {
+            return Err("WrongEpochPhase");
+        }
+        if batch.is_empty() {
+            return Err("InvalidRemainingAccounts");
+        }
+        let mut prices = self.no_prices();
+        self.load(&self.pairs(batch, None), &mut prices)?;
+        let round = self.epoch.round_seq;
+        for (i, &a) in batch.iter().enumerate() {
+            if batch[..i].contains(&a) {
+                return Err("DuplicateAccount");
+            }
+            if self.accounts[a].receipt.tally_round == round {
+                return Err("AlreadyTallied");
+            }
+            let h = self.health(a, &prices)?;
+            let positive = u64_of((self.accounts[a].pnl as i128 + h.unrealized).max(0))?;
+            let weight = if !self.epoch.leverage_weighted || positive == 0 || h.equity <= 0 {
+                positive as u128
+            } else {
+                positive as u128 + positive as u128 * h.notional as u128 / h.equity as u128
+            };
+            let capital =
+                self.accounts[a].capital + self.accounts[a].withdrawn_in(self.epoch.epoch_id);
+            let r = &mut self.accounts[a].receipt;
+            r.tally_round = round;
+            r.profit_weight = weight;
+            r.profit_cap = positive;
+            r.capital_weight = capital;
+            let e = &mut self.epoch;
+            e.tallied += 1;
+            if weight > 0 {
+                e.profit_total += weight;
+                e.profit_count += 1;
+            }
+            if capital > 0 {
+                e.capital_total += capital as u128;
+                e.capital_count += 1;
+            }
+        }
+        if self.epoch.tallied > self.epoch.to_tally {
+            return Err("TallyIncomplete");
+        }
+        Ok(())
+    }
+
+    /// Fixes the round's basis and rate r = min(cap, deficit/Σw) as an exact fraction.
+    pub fn finalize(&mut self) -> R {
+        if self.epoch.phase != Phase::Tallying {
+            return Err("WrongEpochPhase");
+        }
+        if self.epoch.tallied != self.epoch.to_tally {
+            return Err("TallyIncomplete");
+        }
+        let deficit = self.books.deficit;
+        let e = &mut self.epoch;
+        let capital_basis = e.profit_total == 0;
+        let (total, count) = if capital_basis {
+            (e.capital_total, e.capital_count)
+        } else {
+            (e.profit_total, e.profit_count)
+        };
+        e.rate = if total == 0 || deficit == 0 {
+            (0, 1)
+        } else if deficit as u128 * BPS as u128 <= e.rate_cap_bps as u128 * total {
+            (deficit as u128, total)
+        } else {
+            (e.rate_cap_bps as u128, BPS as u128)
+        };
+        e.capital_basis = capital_basis;
+        e.deficit_at_finalize = deficit;
+        e.to_apply = if e.rate.0 == 0 { 0 } else { count };
+        e.applied = 0;
+        if e.to_apply == 0 {
+            self.end_round();
+        } else {
+            e.phase = Phase::Applying;
+        }
+        Ok(())
+    }
+
+    /// Charges each account c = min(⌈w·r⌉, cap); the part beyond the deficit goes to the
+    /// insurance fund.
+    pub fn clawback(&mut self, batch: &[usize]) -> R {
+        if self.epoch.phase != Phase::Applying {
+            return Err("WrongEpochPhase");
+        }
+        if batch.is_empty() {
+            return Err("InvalidRemainingAccounts");
+        }
+        let round = self.epoch.round_seq;
+        let (num, den) = self.epoch.rate;
+        let capital_basis = self.epoch.capital_basis;
+        let (now, secs) = (self.now, self.params.warmup_secs);
+        let mut excess = 0u64;
+        for (i, &a) in batch.iter().enumerate() {
+            if batch[..i].contains(&a) {
+                return Err("DuplicateAccount");
+            }
+            let acct = &self.accounts[a];
+            if acct.receipt.tally_round != round {
+                return Err("NotTallied");
+            }
+            if acct.receipt.applied_round == round {
+                return Err("AlreadyClawedBack");
+            }
+            let (weight, cap) = if capital_basis {
+                let w = acct.receipt.capital_weight;
+                (w as u128, w.min(acct.capital))
+            } else {
+                (acct.receipt.profit_weight, acct.receipt.profit_cap)
+            };
+            if weight == 0 {
+                return Err("NothingToClawBack");
+            }
+            let amount = (weight * num).div_ceil(den).min(cap as u128) as u64;
+            let mut books = self.books;
+            let acct = &mut self.accounts[a];
+            if capital_basis {
+                acct.sub_capital(amount, &mut books)?;
+            } else {
+                acct.add_pnl(-(amount as i64), &mut books, now, secs)?;
+            }
+            let to_deficit = amount.min(books.deficit);
+            books.deficit -= to_deficit;
+            excess += amount - to_deficit;
+            self.books = books;
+            let epoch_id = self.epoch.epoch_id;
+            let r = &mut self.accounts[a].receipt;
+            r.applied_round = round;
+            r.last_epoch = epoch_id;
+            r.last_round = round;
+            r.last_capital = capital_basis;
+            r.last_weight = weight;
+            r.last_rate = (num, den);
+            r.last_amount = amount;
+            r.lifetime += amount;
+            let e = &mut self.epoch;
+            e.applied += 1;
+            e.round_charged += amount;
+            e.round_to_insurance += amount - to_deficit;
+            e.charged += amount;
+        }
+        self.vault_to_insurance(excess);
+        if self.epoch.applied == self.epoch.to_apply {
+            self.end_round();
+        }
+        Ok(())
+    }
+
+    pub fn update_params(&mut self, p: Params) -> R {
+        if p.rate_cap_bps == 0 || p.rate_cap_bps > 10_000 || p.warmup_secs > MAX_WARMUP_SECS {
+            return Err("InvalidParameter");
+        }
+        self.params = p;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- what a keeper sees
+
+    /// Accounts the model finds below maintenance margin, and the markets they hold.
+    pub fn liquidatable(&self) -> Vec<(usize, Vec<u16>)> {
+        (0..self.accounts.len())
+            .filter_map(|a| {
+                let mut prices = self.no_prices();
+                self.load(&self.pairs(&[a], None), &mut prices).ok()?;
+                let h = self.health(a, &prices).ok()?;
+                h.liquidatable()
+                    .then(|| (a, self.accounts[a].active().map(|s| s.market).collect()))
+            })
+            .collect()
+    }
+
+    pub fn bankrupt(&self) -> Vec<usize> {
+        (0..self.accounts.len())
+            .filter(|&a| {
+                let x = &self.accounts[a];
+                x.active().next().is_none() && (x.capital as i128 + x.pnl as i128) < 0
+            })
+            .collect()
+    }
+
+    /// The next epoch instruction a keeper sends, with its batch (at most `n` accounts).
+    pub fn next_crank(&self, n: usize) -> Option<(Crank, Vec<usize>)> {
+        let round = self.epoch.round_seq;
+        match self.epoch.phase {
+            Phase::Normal => None,
+            Phase::BadDebt => Some((Crank::Begin, vec![])),
+            Phase::Tallying => {
+                let todo: Vec<usize> = (0..self.accounts.len())
+                    .filter(|&a| self.accounts[a].receipt.tally_round != round)
+                    .take(n)
+                    .collect();
+                Some(if todo.is_empty() {
+                    (Crank::Finalize, vec![])
+                } else {
+                    (Crank::Tally, todo)
+                })
+            }
+            Phase::Applying => {
+                let todo: Vec<usize> = (0..self.accounts.len())
+                    .filter(|&a| {
+                        let r = &self.accounts[a].receipt;
+                        let w = if self.epoch.capital_basis {
+                            r.capital_weight as u128
+                        } else {
+                            r.profit_weight
+                        };
+                        r.tally_round == round && r.applied_round != round && w > 0
+                    })
+                    .take(n)
+                    .collect();
+                Some((Crank::Clawback, todo))
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Crank {
+    Begin,
+    Tally,
+    Finalize,
+    Clawback,
+}
