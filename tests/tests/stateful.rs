@@ -463,70 +463,39 @@ fn compare(r: &Run) -> Result<(), String> {
         return Ok(());
     }
     let mut out = vec![];
-    let mut field = |name: String, a: String, b: String| {
+    let mut field = |name: String, a: &dyn fmt::Debug, b: &dyn fmt::Debug| {
+        let (a, b) = (format!("{a:?}"), format!("{b:?}"));
         if a != b {
             out.push(format!("  {name}: program {a}, model {b}"));
         }
     };
-    field("now".into(), p.now.to_string(), m.now.to_string());
-    field(
-        "accounts".into(),
-        p.accounts.len().to_string(),
-        m.accounts.len().to_string(),
-    );
-    field(
-        "params".into(),
-        format!("{:?}", p.params),
-        format!("{:?}", m.params),
-    );
+    field("now".into(), &p.now, &m.now);
+    field("accounts".into(), &p.accounts.len(), &m.accounts.len());
+    field("params".into(), &p.params, &m.params);
     for (i, (a, b)) in p.markets.iter().zip(&m.markets).enumerate() {
-        field(format!("market[{i}]"), format!("{a:?}"), format!("{b:?}"));
+        field(format!("market[{i}]"), a, b);
     }
     for (i, (a, b)) in p.accounts.iter().zip(&m.accounts).enumerate() {
         let n = |f: &str| format!("account[{i}].{f}");
-        field(n("wallet"), a.wallet.to_string(), b.wallet.to_string());
-        field(n("capital"), a.capital.to_string(), b.capital.to_string());
-        field(n("pnl"), a.pnl.to_string(), b.pnl.to_string());
+        field(n("wallet"), &a.wallet, &b.wallet);
+        field(n("capital"), &a.capital, &b.capital);
+        field(n("pnl"), &a.pnl, &b.pnl);
+        field(n("slots"), &a.slots, &b.slots);
+        field(n("warmup"), &a.warmup, &b.warmup);
+        field(n("receipt"), &a.receipt, &b.receipt);
         field(
-            n("slots"),
-            format!("{:?}", a.slots),
-            format!("{:?}", b.slots),
-        );
-        field(
-            n("warmup"),
-            format!("{:?}", a.warmup),
-            format!("{:?}", b.warmup),
-        );
-        field(
-            n("receipt"),
-            format!("{:?}", a.receipt),
-            format!("{:?}", b.receipt),
-        );
-        field(
-            n("withdrawn"),
-            format!("{} in epoch {}", a.withdrawn, a.withdrawn_epoch),
-            format!("{} in epoch {}", b.withdrawn, b.withdrawn_epoch),
+            n("withdrawn (amount, epoch)"),
+            &(a.withdrawn, a.withdrawn_epoch),
+            &(b.withdrawn, b.withdrawn_epoch),
         );
     }
-    field(
-        "books".into(),
-        format!("{:?}", p.books),
-        format!("{:?}", m.books),
-    );
-    field(
-        "epoch".into(),
-        format!("{:?}", p.epoch),
-        format!("{:?}", m.epoch),
-    );
-    field(
-        "vault tokens".into(),
-        p.vault_tokens.to_string(),
-        m.vault_tokens.to_string(),
-    );
+    field("books".into(), &p.books, &m.books);
+    field("epoch".into(), &p.epoch, &m.epoch);
+    field("vault tokens".into(), &p.vault_tokens, &m.vault_tokens);
     field(
         "insurance tokens".into(),
-        p.insurance_tokens.to_string(),
-        m.insurance_tokens.to_string(),
+        &p.insurance_tokens,
+        &m.insurance_tokens,
     );
     Err(out.join("\n"))
 }

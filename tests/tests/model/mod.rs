@@ -874,27 +874,23 @@ impl State {
         {
             return Err("EpochNotReady");
         }
+        // What a round carries over from the epoch; its totals, rate and counts start
+        // empty.
         self.epoch = Epoch {
             phase: Phase::Tallying,
+            epoch_id: e.epoch_id,
+            opened_at: e.opened_at,
             round_seq: e.round_seq + 1,
             rounds_in_epoch: e.rounds_in_epoch + 1,
             round_started_at: self.now,
+            cooldown_until: e.cooldown_until,
             leverage_weighted: self.params.leverage_weighted,
             rate_cap_bps: self.params.rate_cap_bps,
             to_tally: self.books.num_accounts,
-            tallied: 0,
-            profit_total: 0,
-            profit_count: 0,
-            capital_total: 0,
-            capital_count: 0,
-            capital_basis: false,
-            deficit_at_finalize: 0,
-            rate: (0, 1),
-            to_apply: 0,
-            applied: 0,
-            round_charged: 0,
-            round_to_insurance: 0,
-            ..e
+            deficit_opened: e.deficit_opened,
+            charged: e.charged,
+            covered: e.covered,
+            ..Epoch::new()
         };
         Ok(())
     }
