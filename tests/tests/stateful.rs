@@ -599,7 +599,7 @@ fn check(
 
 /// The fixed price `off_bps` away from market `market`'s current feed price.
 fn trade_price(r: &Run, market: u16, off_bps: i64) -> u64 {
-    let oracle = r.model.markets[market as usize].raw as i128 * 1_000;
+    let oracle = model::fixed(r.model.markets[market as usize].raw);
     (oracle + oracle * off_bps as i128 / 10_000).max(1) as u64
 }
 

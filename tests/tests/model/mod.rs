@@ -20,6 +20,11 @@ const BPS: i128 = 10_000;
 /// Feed prices are published with expo −6; with 6-decimal collateral and 6-decimal base
 /// the fixed price is raw × 10^(−6 + 6 − 6 + 9) = raw × 1000.
 const FIXED_PER_RAW: i128 = 1_000;
+
+/// A feed's raw price (or confidence) in fixed point.
+pub fn fixed(raw: i64) -> i128 {
+    raw as i128 * FIXED_PER_RAW
+}
 const MAX_PRICE: i128 = i64::MAX as i128;
 const MAX_WARMUP_SECS: u32 = 30 * 24 * 3600;
 
@@ -207,6 +212,17 @@ pub struct Books {
     pub num_accounts: u32,
 }
 
+impl Books {
+    /// Capital withdrawn by all accounts during `epoch`.
+    fn withdrawn_in(&self, epoch: u64) -> u64 {
+        if self.withdrawn_epoch == epoch {
+            self.withdrawn_total
+        } else {
+            0
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct State {
     pub now: i64,
@@ -325,6 +341,17 @@ impl Account {
         }
     }
 
+    /// The tallied weight and the charge cap in the round's basis: positive pnl, or
+    /// capital + withdrawn this epoch with the charge capped at the capital left.
+    fn charge_basis(&self, capital_basis: bool) -> (u128, u64) {
+        if capital_basis {
+            let w = self.receipt.capital_weight;
+            (w as u128, w.min(self.capital))
+        } else {
+            (self.receipt.profit_weight, self.receipt.profit_cap)
+        }
+    }
+
     /// A fill of `base` for `quote` in `market`: a new position takes the first free slot;
     /// a position that closes realizes its basis into pnl and frees its slot.
     fn fill(
@@ -402,7 +429,7 @@ impl State {
         if m.conf as i128 * BPS > m.raw as i128 * m.params.max_conf_bps as i128 {
             return Err("OracleConfidenceTooWide");
         }
-        let price = m.raw as i128 * FIXED_PER_RAW;
+        let price = fixed(m.raw);
         if price > MAX_PRICE {
             return Err("OracleUnrepresentable");
         }
@@ -532,11 +559,7 @@ impl State {
             let epoch = self.epoch.epoch_id;
             let a = &self.accounts[who];
             let mine = a.withdrawn_in(epoch);
-            let all = if self.books.withdrawn_epoch == epoch {
-                self.books.withdrawn_total
-            } else {
-                0
-            };
+            let all = self.books.withdrawn_in(epoch);
             let total = self.books.total_capital + all as u128;
             let deficit = self.books.deficit;
             let limit = if deficit == 0 || total == 0 {
@@ -1006,12 +1029,7 @@ impl State {
             if acct.receipt.applied_round == round {
                 return Err("AlreadyClawedBack");
             }
-            let (weight, cap) = if capital_basis {
-                let w = acct.receipt.capital_weight;
-                (w as u128, w.min(acct.capital))
-            } else {
-                (acct.receipt.profit_weight, acct.receipt.profit_cap)
-            };
+            let (weight, cap) = acct.charge_basis(capital_basis);
             if weight == 0 {
                 return Err("NothingToClawBack");
             }
@@ -1102,12 +1120,9 @@ impl State {
             Phase::Applying => {
                 let todo: Vec<usize> = (0..self.accounts.len())
                     .filter(|&a| {
-                        let r = &self.accounts[a].receipt;
-                        let w = if self.epoch.capital_basis {
-                            r.capital_weight as u128
-                        } else {
-                            r.profit_weight
-                        };
+                        let acct = &self.accounts[a];
+                        let (w, _) = acct.charge_basis(self.epoch.capital_basis);
+                        let r = &acct.receipt;
                         r.tally_round == round && r.applied_round != round && w > 0
                     })
                     .take(n)
