@@ -56,7 +56,7 @@ pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -
         } else {
             None
         };
-        let liq = view::liquidation_price(&cache, a, p.market_index);
+        let liq = cache.liquidation_price(a, p.market_index);
         let pp = price_places(d);
         positions.push(json!({
             "market": m.name(),
@@ -271,9 +271,9 @@ pub fn exchange_view(snap: &ExchangeSnapshot) -> Value {
         "decimals": d,
         "paused": ex.paused,
         "accounts": ex.num_accounts,
-        "vault": ex.vault_balance,
-        "insurance_fund": ex.insurance_balance,
-        "deficit": ex.deficit,
+        "vault": ex.books.vault_balance,
+        "insurance_fund": ex.books.insurance_balance,
+        "deficit": ex.books.deficit,
         "epoch": {
             "phase": phase,
             "epoch_id": e.epoch_id,

@@ -76,6 +76,9 @@ const BACKSTOP: &[BackstopError] = {
         CoverDuringApplying,
         NotAdmin,
         SameOwnerLiquidation,
+        MathDivisionByZero,
+        MathInvalidInput,
+        BatchTooLarge,
     ]
 };
 

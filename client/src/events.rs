@@ -37,34 +37,7 @@ macro_rules! events {
     };
 }
 
-events!(
-    ExchangeInitialized,
-    ExchangeParamsUpdated,
-    PausedSet,
-    MarketAdded,
-    MarketParamsUpdated,
-    OracleFeedCreated,
-    OraclePriceSet,
-    MarginAccountCreated,
-    MarginAccountClosed,
-    Deposited,
-    Withdrawn,
-    TradeFilled,
-    PnlSettled,
-    InsuranceContributed,
-    InsuranceWithdrawn,
-    Liquidated,
-    BankruptcyResolved,
-    EpochOpened,
-    RoundStarted,
-    TallyRecorded,
-    TallyFinalized,
-    ClawbackApplied,
-    RoundEnded,
-    DeficitCovered,
-    EpochClosed,
-    SurplusSwept,
-);
+backstop::for_each_event!(events);
 
 /// Every Backstop event in `logs`, in order.
 pub fn parse_logs<S: AsRef<str>>(logs: &[S]) -> Vec<Event> {

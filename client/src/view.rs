@@ -4,7 +4,7 @@
 //! program's `PriceCache`. The CLI and the keeper show and act on exactly what the
 //! program would compute at the same prices.
 
-use anchor_lang::prelude::{AccountInfo, Pubkey};
+use anchor_lang::prelude::Pubkey;
 use backstop::math::health::Health;
 use backstop::math::oracle_price::{self, FixedPrice, RawPrice, Rejection};
 use backstop::oracle::PriceCache;
@@ -18,7 +18,6 @@ pub fn decode_oracle(
     oracle_data: &[u8],
 ) -> Result<RawPrice, String> {
     decode_oracle_kind(
-        &market.oracle,
         market.oracle_kind,
         &market.exchange,
         &market.pyth_feed_id,
@@ -29,25 +28,13 @@ pub fn decode_oracle(
 
 /// [`decode_oracle`] for a market that does not exist yet.
 pub fn decode_oracle_kind(
-    address: &Pubkey,
     kind: OracleKind,
     exchange: &Pubkey,
     pyth_feed_id: &[u8; 32],
     oracle_owner: &Pubkey,
     oracle_data: &[u8],
 ) -> Result<RawPrice, String> {
-    let mut lamports = 0u64;
-    let mut data = oracle_data.to_vec();
-    let info = AccountInfo::new(
-        address,
-        false,
-        false,
-        &mut lamports,
-        &mut data,
-        oracle_owner,
-        false,
-    );
-    backstop::oracle::decode_oracle_kind(&info, kind, exchange, pyth_feed_id)
+    backstop::oracle::decode_oracle_data(oracle_owner, oracle_data, kind, exchange, pyth_feed_id)
         .map_err(|e| e.to_string())
 }
 
@@ -143,71 +130,6 @@ pub fn price_cache(
 /// usable price (the program would refuse to act on it too).
 pub fn health(cache: &PriceCache, account: &MarginAccount) -> Option<Health> {
     cache.health(account).ok()
-}
-
-/// The oracle price (fixed point) of `market_index` at which `account` becomes
-/// liquidatable (equity < maintenance margin) with every other price unchanged, found by
-/// bisection over the program's own health function. `None` when the account holds no
-/// position there, a price is missing, or no positive price makes it liquidatable (e.g.
-/// a fully collateralized long).
-pub fn liquidation_price(
-    cache: &PriceCache,
-    account: &MarginAccount,
-    market_index: u16,
-) -> Option<u64> {
-    let pos = account.position(market_index)?;
-    if pos.base_qty == 0 {
-        return None;
-    }
-    let current = cache.get(market_index)?;
-    let liquidatable_at = |price: u64| -> Option<bool> {
-        let mut c = PriceCache::default();
-        for p in &cache.prices {
-            let mut p = *p;
-            if p.index == market_index {
-                p.price = FixedPrice { price, conf: 0 };
-            }
-            c.prices.push(p);
-        }
-        c.health(account)
-            .ok()?
-            .maintenance_health()
-            .ok()
-            .map(|h| h < 0)
-    };
-    let long = pos.base_qty > 0;
-    // Longs fail as the price falls, shorts as it rises: bisect between a price where the
-    // account is healthy and one where it is liquidatable.
-    let (mut ok, mut bad) = if long {
-        if !liquidatable_at(1)? {
-            return None;
-        }
-        (current.price.price.max(1), 1u64)
-    } else {
-        let mut hi = current.price.price.max(1);
-        loop {
-            if liquidatable_at(hi)? {
-                break;
-            }
-            hi = hi.checked_mul(2)?;
-            if hi > backstop::constants::MAX_PRICE {
-                return None;
-            }
-        }
-        (current.price.price.max(1), hi)
-    };
-    if liquidatable_at(ok)? {
-        return Some(current.price.price); // already liquidatable
-    }
-    while ok.abs_diff(bad) > 1 {
-        let mid = ok.min(bad) + ok.abs_diff(bad) / 2;
-        if liquidatable_at(mid)? {
-            bad = mid;
-        } else {
-            ok = mid;
-        }
-    }
-    Some(bad)
 }
 
 /// Converts a fixed-point price (quote atoms per base atom · 10⁹) to quote units per
@@ -360,7 +282,7 @@ mod tests {
         // 10⁹ + 10⁸p − 10¹⁰, MM = 5·10⁶ p: liquidatable iff 95 p < 9_000 ⇔ p < 94.7368…
         // (the program's rounding moves the exact threshold by less than 10⁻⁶ here).
         let a = account(1_000_000_000, 100_000_000, 10_000_000_000);
-        let lp = liquidation_price(&cache(100 * P), &a, 0).unwrap();
+        let lp = cache(100 * P).liquidation_price(&a, 0).unwrap();
         let c = cache(lp);
         assert!(c.health(&a).unwrap().maintenance_health().unwrap() < 0);
         let c = cache(lp + 1);
@@ -371,7 +293,7 @@ mod tests {
     #[test]
     fn short_liquidation_price_is_above_and_unlevered_long_has_none() {
         let a = account(1_000, -100, -10_000);
-        let lp = liquidation_price(&cache(100 * P), &a, 0).unwrap();
+        let lp = cache(100 * P).liquidation_price(&a, 0).unwrap();
         assert!(lp > 100 * P);
         assert!(cache(lp).health(&a).unwrap().maintenance_health().unwrap() < 0);
         assert!(
@@ -384,9 +306,9 @@ mod tests {
         );
         // Fully paid long: no positive price liquidates it.
         let a = account(20_000, 100, 10_000);
-        assert_eq!(liquidation_price(&cache(100 * P), &a, 0), None);
+        assert_eq!(cache(100 * P).liquidation_price(&a, 0), None);
         // No position in that market.
-        assert_eq!(liquidation_price(&cache(100 * P), &a, 1), None);
+        assert_eq!(cache(100 * P).liquidation_price(&a, 1), None);
     }
 
     #[test]

@@ -348,7 +348,8 @@ fn clawback(n: usize) -> Result<()> {
             if seen.last().map(|s| s.0) != Some(e.epoch.phase) {
                 seen.push((e.epoch.phase, t0.elapsed()));
             }
-            if e.epoch.phase == EpochPhase::Normal && e.epoch.epoch_id >= 2 && e.deficit == 0 {
+            if e.epoch.phase == EpochPhase::Normal && e.epoch.epoch_id >= 2 && e.books.deficit == 0
+            {
                 break;
             }
         }

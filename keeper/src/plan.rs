@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 
 use anchor_lang::prelude::Pubkey;
+use backstop::engine::position::{fill, Fill};
 use backstop::math::health::Health;
-use backstop::math::liquidation::{base_to_liquidate, liquidation_price, LiquidationParams};
-use backstop::math::trade::taker_quote;
+use backstop::math::liquidation::{liquidatee_fill, liquidation_terms};
 use backstop::oracle::PriceCache;
-use backstop::state::{ClawbackBasis, EpochPhase, Exchange, MarginAccount};
+use backstop::state::{EpochPhase, Exchange, MarginAccount, PnlClock};
 use backstop_client::view::{self, MarketState};
 
 /// Everything the keeper knows: the exchange, its markets with their oracles, and every
@@ -58,45 +58,18 @@ pub struct Risk {
 /// flat with negative equity: bankrupt) — riskiest first (lowest equity − MM; ties by
 /// address so the order is deterministic). Only accounts whose markets all have usable
 /// prices are assessed. Healthy accounts are neither kept nor sorted: with 100,000 cached
-/// accounts, sorting everyone took most of the per-tick time.
+/// accounts, sorting everyone took most of the per-tick time. The program's division-free
+/// screen (`PriceCache::clearly_healthy`) skips the exact health of accounts that are
+/// certainly healthy; decisions stay exactly the program's.
 pub fn assess(book: &Book, cache: &PriceCache) -> Vec<Risk> {
     let mut out: Vec<Risk> = book
         .accounts
         .iter()
-        .filter(|(_, a)| !clearly_healthy(cache, a))
+        .filter(|(_, a)| !cache.clearly_healthy(a))
         .filter_map(|(k, a)| risk(cache, k, a).filter(|r| r.maintenance_health < 0))
         .collect();
     out.sort_unstable_by(order);
     out
-}
-
-/// True when `a` is certainly at or above maintenance margin, shown without a division:
-/// the program computes equity − MM = capital + pnl + Σ(⌊b·P/10⁹⌋ − basis)
-/// − Σ⌈⌈|b|·P/10⁹⌉·mm/10⁴⌉, and each floor loses less than 1 atom and each margin term
-/// gains less than 2, so
-/// 10¹³·(equity − MM) ≥ 10¹³·(capital + pnl − Σbasis − 3k) + Σ 10⁴·b·P − Σ |b|·P·mm
-/// for k positions. When that bound is ≥ 0 the exact health (integer divisions, the
-/// per-tick cost) is skipped; otherwise — or on a missing price or an overflow — the
-/// program's own function decides. Decisions stay exactly the program's.
-pub fn clearly_healthy(cache: &PriceCache, a: &MarginAccount) -> bool {
-    let bound = || -> Option<i128> {
-        let mut base = (a.capital as i128) + (a.pnl as i128);
-        let mut scaled: i128 = 0;
-        for p in a.positions.iter().filter(|p| p.active) {
-            let m = cache.get(p.market_index)?;
-            let price = m.price.price as i128;
-            let b = p.base_qty as i128;
-            base -= p.quote_basis as i128 + 3;
-            scaled = scaled.checked_add(b.checked_mul(price)?.checked_mul(10_000)?)?;
-            scaled = scaled.checked_sub(
-                b.abs()
-                    .checked_mul(price)?
-                    .checked_mul(m.params.maintenance_margin_bps as i128)?,
-            )?;
-        }
-        base.checked_mul(10_000_000_000_000)?.checked_add(scaled)
-    };
-    bound().is_some_and(|v| v >= 0)
 }
 
 /// The `n` riskiest accounts, healthy or not (for `status`).
@@ -232,31 +205,20 @@ pub fn liquidations(
         else {
             continue;
         };
-        let lp = LiquidationParams {
-            maintenance_margin_bps: params.maintenance_margin_bps,
-            liquidation_fee_bps: params.liquidation_fee_bps,
-            buffer_bps: ex.params.liquidation_buffer_bps,
-            insurance_share_bps: params.insurance_share_bps,
-        };
-        let discounted = r.health.equity > 0;
-        let wanted = base_to_liquidate(
+        let lp = params.liquidation_params(ex.params.liquidation_buffer_bps);
+        let Ok(terms) = liquidation_terms(
             &r.health,
             pos.base_qty,
             price,
             &lp,
-            discounted,
             pos.base_qty.unsigned_abs(),
-        )
-        .unwrap_or(0);
+        ) else {
+            continue;
+        };
+        let wanted = terms.base;
         if wanted == 0 {
             continue;
         }
-        let was_long = pos.base_qty > 0;
-        let px = if discounted {
-            liquidation_price(price, lp.liquidation_fee_bps, was_long).unwrap_or(price)
-        } else {
-            price
-        };
         let Some((_, kacc)) = keeper_acc.as_mut() else {
             skips.push(Skip::KeeperMarginTooSmall {
                 account: r.account,
@@ -264,15 +226,12 @@ pub fn liquidations(
             });
             continue;
         };
-        let take = capacity(
-            cache,
-            kacc,
-            pos.market_index,
-            was_long,
-            px,
-            wanted,
-            limits.max_position_base,
-        );
+        let t = Takeover {
+            market_index: pos.market_index,
+            liquidatee_was_long: terms.liquidatee_was_long,
+            price: terms.price,
+        };
+        let take = capacity(book, cache, kacc, &t, wanted, limits.max_position_base);
         if take == 0 {
             skips.push(Skip::KeeperMarginTooSmall {
                 account: r.account,
@@ -280,7 +239,7 @@ pub fn liquidations(
             });
             continue;
         }
-        if let Some(after) = takeover(kacc, pos.market_index, was_long, px, take) {
+        if let Some(after) = takeover(book, kacc, &t, take) {
             *kacc = after;
         }
         actions.push(Action::Liquidate {
@@ -292,31 +251,49 @@ pub fn liquidations(
     (actions, skips)
 }
 
-/// The keeper's account after taking `base` atoms of a position (long if the liquidatee
-/// was long) at fixed price `px`.
-fn takeover(
-    keeper: &MarginAccount,
+/// A takeover the keeper plans: a position in `market_index` (long if the liquidatee was
+/// long) taken over at the liquidation's `price`.
+struct Takeover {
     market_index: u16,
     liquidatee_was_long: bool,
-    px: u64,
-    base: u64,
-) -> Option<MarginAccount> {
+    price: u64,
+}
+
+/// The keeper's account after taking `base` atoms in takeover `t`: the program's own
+/// fill, applied to copies of the exchange's books and the market.
+fn takeover(book: &Book, keeper: &MarginAccount, t: &Takeover, base: u64) -> Option<MarginAccount> {
     let mut k = keeper.clone();
-    let delta = i64::try_from(base).ok()?;
-    let delta = if liquidatee_was_long { delta } else { -delta };
-    // The liquidatee's closing fill is −delta; the keeper takes the other side.
-    let quote = -taker_quote(-delta, px).ok()?;
-    let (mut tb, mut tp, mut lo, mut so) = (0i128, 0i128, u64::MAX / 2, u64::MAX / 2);
-    k.apply_fill(
-        market_index,
-        delta,
-        quote,
-        &mut tb,
-        &mut tp,
-        &mut lo,
-        &mut so,
-        0,
-        0,
+    let mut market = book.market(t.market_index)?.market.clone();
+    // The cached market can lag the keeper's own account (markets arrive over the
+    // websocket, the keeper's account is re-read after each send); open interest always
+    // covers the keeper's position, so make the copy say so rather than skip the takeover.
+    if let Some(p) = k.position(t.market_index) {
+        let held = p.base_qty.unsigned_abs();
+        if p.base_qty > 0 {
+            market.long_open_interest = market.long_open_interest.max(held);
+        } else {
+            market.short_open_interest = market.short_open_interest.max(held);
+        }
+    }
+    let mut books = book.exchange.as_ref()?.books;
+    let (delta, quote) = liquidatee_fill(t.liquidatee_was_long, base, t.price).ok()?;
+    let liquidatee_side = Fill {
+        market_index: t.market_index,
+        base_delta: delta,
+        quote_delta: quote,
+    };
+    // The keeper takes the other side of the liquidatee's closing fill. The clock only
+    // matters for warmup, which the keeper's margin check does not read.
+    let clock = PnlClock {
+        now: 0,
+        warmup_secs: 0,
+    };
+    fill(
+        &mut k,
+        &mut market,
+        &mut books,
+        liquidatee_side.opposite().ok()?,
+        clock,
     )
     .ok()?;
     Some(k)
@@ -326,11 +303,10 @@ fn takeover(
 /// check after a liquidation) and `max_position_base`: `wanted` itself when it fits,
 /// else the largest amount found by bisection.
 fn capacity(
+    book: &Book,
     cache: &PriceCache,
     keeper: &MarginAccount,
-    market_index: u16,
-    liquidatee_was_long: bool,
-    px: u64,
+    t: &Takeover,
     wanted: u64,
     max_position_base: u64,
 ) -> u64 {
@@ -338,11 +314,11 @@ fn capacity(
         if q == 0 {
             return true;
         }
-        let Some(after) = takeover(keeper, market_index, liquidatee_was_long, px, q) else {
+        let Some(after) = takeover(book, keeper, t, q) else {
             return false;
         };
         let held = after
-            .position(market_index)
+            .position(t.market_index)
             .map(|p| p.base_qty.unsigned_abs())
             .unwrap_or(0);
         held <= max_position_base
@@ -388,8 +364,7 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
     match e.phase {
         EpochPhase::Normal => vec![],
         EpochPhase::BadDebt => {
-            let old_enough = now >= e.epoch_opened_at + ex.params.min_epoch_secs as i64;
-            if ex.deficit > 0 && old_enough && now >= e.cooldown_until {
+            if e.can_begin(ex.books.deficit, &ex.params, now).is_ok() {
                 vec![Action::BeginClawback]
             } else {
                 vec![]
@@ -398,10 +373,10 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
         EpochPhase::Tallying => {
             let todo: Vec<Pubkey> = keys
                 .into_iter()
-                .filter(|k| book.accounts[*k].clawback.tally_round != e.round_seq)
+                .filter(|k| e.due_for_tally(&book.accounts[*k].clawback))
                 .copied()
                 .collect();
-            if todo.is_empty() || e.tallied >= e.accounts_to_tally {
+            if todo.is_empty() || e.tally_complete() {
                 vec![Action::FinalizeTally]
             } else {
                 todo.chunks(tally_batch.max(1))
@@ -412,18 +387,9 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
             }
         }
         EpochPhase::Applying => {
-            let capital = e.basis == ClawbackBasis::Capital;
             let todo: Vec<Pubkey> = keys
                 .into_iter()
-                .filter(|k| {
-                    let c = &book.accounts[*k].clawback;
-                    let weighted = if capital {
-                        c.capital_weight > 0
-                    } else {
-                        c.profit_weight > 0
-                    };
-                    c.tally_round == e.round_seq && weighted && c.applied_round != e.round_seq
-                })
+                .filter(|k| e.due_for_clawback(&book.accounts[*k].clawback))
                 .copied()
                 .collect();
             todo.chunks(clawback_batch.max(1))
@@ -440,7 +406,7 @@ mod tests {
     use super::*;
     use anchor_lang::{AnchorDeserialize, Space};
     use backstop::math::oracle_price::RawPrice;
-    use backstop::state::{MarketParams, Position};
+    use backstop::state::{ClawbackBasis, MarketParams, Position};
 
     const NOW: i64 = 1_000_000;
     const USDC: u64 = 1_000_000;
@@ -501,7 +467,17 @@ mod tests {
         a
     }
 
+    /// Adds an account, keeping the market's open interest consistent with it (the
+    /// keeper simulates fills with the program's own function, which checks OI).
     fn add(book: &mut Book, a: MarginAccount) -> Pubkey {
+        for p in a.positions.iter().filter(|p| p.active) {
+            let m = &mut book.markets[usize::from(p.market_index)].market;
+            if p.base_qty > 0 {
+                m.long_open_interest += p.base_qty.unsigned_abs();
+            } else {
+                m.short_open_interest += p.base_qty.unsigned_abs();
+            }
+        }
         let k = Pubkey::new_unique();
         book.accounts.insert(k, a);
         k
@@ -572,27 +548,18 @@ mod tests {
             max_base_qty > 30 * BASE as u64 && max_base_qty < 36 * BASE as u64,
             "{max_base_qty}"
         );
-        let after = takeover(
-            &ka,
-            0,
-            true,
-            cache.get(0).unwrap().price.price,
-            max_base_qty,
-        )
-        .unwrap();
+        let t = Takeover {
+            market_index: 0,
+            liquidatee_was_long: true,
+            price: cache.get(0).unwrap().price.price,
+        };
+        let after = takeover(&b, &ka, &t, max_base_qty).unwrap();
         assert!(cache
             .health(&after)
             .unwrap()
             .meets_initial_margin()
             .unwrap());
-        let one_more = takeover(
-            &ka,
-            0,
-            true,
-            cache.get(0).unwrap().price.price,
-            max_base_qty + 1,
-        )
-        .unwrap();
+        let one_more = takeover(&b, &ka, &t, max_base_qty + 1).unwrap();
         assert!(!cache
             .health(&one_more)
             .unwrap()
@@ -670,7 +637,7 @@ mod tests {
         // BadDebt, too young, then old enough.
         let ex = b.exchange.as_mut().unwrap();
         ex.epoch.phase = EpochPhase::BadDebt;
-        ex.deficit = 5;
+        ex.books.deficit = 5;
         ex.epoch.epoch_opened_at = NOW;
         ex.params.min_epoch_secs = 30;
         assert!(epoch_step(&b, NOW + 29, 27, 26).is_empty());
@@ -731,10 +698,12 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 2_000, ..Default::default() })]
 
-        /// The division-free screen never calls an account healthy that the program's own
-        /// health puts below maintenance margin — including within an atom of the edge.
+        /// `assess` (the program's screen, then its exact health) finds exactly the
+        /// accounts the program's own health puts below maintenance margin — including
+        /// within an atom of the edge. (The screen's own property test is next to
+        /// `compute_health` in the program.)
         #[test]
-        fn screen_agrees_with_the_program(
+        fn assess_agrees_with_the_program(
             capital in 0u64..2_000_000_000_000,
             pnl in -1_000_000_000_000i64..1_000_000_000_000,
             base in -10_000_000_000i64..10_000_000_000,
@@ -762,9 +731,6 @@ mod tests {
                 }
             }
             let exact = cache.health(&a).ok().and_then(|h| h.maintenance_health().ok());
-            if clearly_healthy(&cache, &a) {
-                proptest::prop_assert!(exact.is_some_and(|m| m >= 0), "screen said healthy, program says {exact:?}");
-            }
             b.accounts.insert(Pubkey::new_unique(), a);
             let risks = assess(&b, &cache);
             proptest::prop_assert_eq!(risks.len(), usize::from(exact.is_some_and(|m| m < 0)));

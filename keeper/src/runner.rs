@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
 use anyhow::{Context, Result};
+use backstop::constants::{MAX_CLAWBACK_BATCH, MAX_TALLY_BATCH};
 use backstop::state::{Exchange, PerpMarket};
 use backstop_client::batch::max_batch;
 use backstop_client::rpc::{load_exchange, margin_accounts_streamed};
@@ -183,8 +184,14 @@ impl Keeper {
             .map(|m| (m.address, m.market.oracle))
             .collect();
         let fake: Vec<Pubkey> = (0..64).map(|_| Pubkey::new_unique()).collect();
-        self.tally_batch = max_batch(&payer, 64, |n| ix::tally(&ex, &fake[..n], &pairs)).max(1);
-        self.clawback_batch = max_batch(&payer, 64, |n| ix::clawback(&keys, &fake[..n])).max(1);
+        self.tally_batch = max_batch(&payer, MAX_TALLY_BATCH.into(), |n| {
+            ix::tally(&ex, &fake[..n], &pairs)
+        })
+        .max(1);
+        self.clawback_batch = max_batch(&payer, MAX_CLAWBACK_BATCH.into(), |n| {
+            ix::clawback(&keys, &fake[..n])
+        })
+        .max(1);
     }
 
     /// Applies one account update from the websocket or a post-send refresh. Returns
@@ -336,7 +343,9 @@ impl Keeper {
             .liquidatable
             .store(liquidatable as u64, Ordering::Relaxed);
         if let Some(e) = &self.book.exchange {
-            self.metrics.deficit.store(e.deficit, Ordering::Relaxed);
+            self.metrics
+                .deficit
+                .store(e.books.deficit, Ordering::Relaxed);
         }
         let me = self.keeper_account();
         let keeper = self.book.accounts.get(&me).map(|a| (&me, a));
@@ -710,9 +719,9 @@ pub fn status_text(book: &Book, now: i64, top: usize) -> String {
         e.accounts_to_tally,
         e.applied,
         e.to_apply,
-        amt(ex.deficit as i128),
-        amt(ex.insurance_balance as i128),
-        amt(ex.vault_balance as i128)
+        amt(ex.books.deficit as i128),
+        amt(ex.books.insurance_balance as i128),
+        amt(ex.books.vault_balance as i128)
     );
     let _ =
         writeln!(

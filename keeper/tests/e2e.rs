@@ -131,10 +131,10 @@ fn assert_worked_example(net: &Localnet, c: &Crash, liquidators: &[&str]) {
     let rpc = net.rpc();
     let ex = crash::exchange(&rpc, c).unwrap();
     assert_eq!(ex.epoch.phase, EpochPhase::Normal);
-    assert_eq!(ex.deficit, 0);
+    assert_eq!(ex.books.deficit, 0);
     assert_eq!(ex.epoch.epoch_id, 2, "exactly one bad-debt epoch");
     assert_eq!(
-        ex.insurance_balance, 1,
+        ex.books.insurance_balance, 1,
         "the clawback's one atom of rounding excess"
     );
     let loser = crash::account(&rpc, c, "loser").unwrap();
@@ -163,7 +163,10 @@ fn assert_worked_example(net: &Localnet, c: &Crash, liquidators: &[&str]) {
     let by = crash::account(&rpc, c, "bystander").unwrap();
     assert_eq!((by.capital, by.clawback.lifetime_total), (500 * USDC, 0));
     // Tokens: the vault holds exactly the books; the wallets kept their 100 USDC spare.
-    assert_eq!(token_balance(&rpc, &ex.vault).unwrap(), ex.vault_balance);
+    assert_eq!(
+        token_balance(&rpc, &ex.vault).unwrap(),
+        ex.books.vault_balance
+    );
     for p in &c.people {
         assert_eq!(
             token_balance(&rpc, &p.token).unwrap(),

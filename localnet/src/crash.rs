@@ -4,7 +4,7 @@
 //! keypair) liquidates, resolves the bankruptcy and runs the clawback round; the scenario
 //! waits for the exchange to return to `Normal` and prints a summary table.
 //!
-//! The numbers are DESIGN.md's worked example, also asserted on LiteSVM in
+//! The numbers are the worked example of docs/DESIGN.md §5.4, also asserted on LiteSVM in
 //! `tests/tests/waterfall.rs`: charges of 211.224490, 140.816327 and 15.959184 USDC.
 
 use std::time::{Duration, Instant};
@@ -222,7 +222,7 @@ pub fn wait_until_resolved(
         if let Ok(ex) = exchange(rpc, c) {
             progress(&ex);
             if ex.epoch.phase == EpochPhase::Normal
-                && ex.deficit == 0
+                && ex.books.deficit == 0
                 && ex.epoch.epoch_id >= epoch_at_least
             {
                 return Ok(ex);
@@ -233,7 +233,7 @@ pub fn wait_until_resolved(
             bail!(
                 "the exchange did not return to Normal within {timeout:?}: phase {:?}, deficit {}, epoch {}",
                 ex.epoch.phase,
-                ex.deficit,
+                ex.books.deficit,
                 ex.epoch.epoch_id
             );
         }
@@ -280,8 +280,8 @@ pub fn summary(rpc: &RpcClient, c: &Crash) -> Result<String> {
     let _ = writeln!(
         o,
         "\ninsurance fund {} USDC · deficit {} · phase {:?} · epoch {} (this exchange's last epoch: opened {}, clawed back {}, covered {})",
-        usdc(ex.insurance_balance as i128),
-        usdc(ex.deficit as i128),
+        usdc(ex.books.insurance_balance as i128),
+        usdc(ex.books.deficit as i128),
         ex.epoch.phase,
         ex.epoch.epoch_id,
         usdc(ex.epoch.epoch_deficit_opened as i128),

@@ -31,7 +31,7 @@ pub fn run(net: &Localnet, dir: &Path) -> Result<(Child, Pubkey)> {
     println!(
         "    exchange {}  insurance fund {} USDC (100 + taker fees)",
         c.exchange,
-        usdc(ex.insurance_balance as i128)
+        usdc(ex.books.insurance_balance as i128)
     );
     let kp = dir.join("demo-keeper.json");
     write_keypair_file(&keeper, &kp).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -53,11 +53,11 @@ pub fn run(net: &Localnet, dir: &Path) -> Result<(Child, Pubkey)> {
     crash::set_price(net, &c, 85)?;
     let mut last = None;
     crash::wait_until_resolved(&rpc, &c, 2, Duration::from_secs(120), |e| {
-        let now = (e.epoch.phase, e.deficit);
+        let now = (e.epoch.phase, e.books.deficit);
         if last != Some(now) {
             last = Some(now);
             let what = match e.epoch.phase {
-                EpochPhase::Normal if e.deficit == 0 && e.epoch.epoch_id > 1 => {
+                EpochPhase::Normal if e.books.deficit == 0 && e.epoch.epoch_id > 1 => {
                     "back to Normal: the deficit is fully clawed back"
                 }
                 EpochPhase::Normal => "waiting for the keeper",
@@ -70,8 +70,8 @@ pub fn run(net: &Localnet, dir: &Path) -> Result<(Child, Pubkey)> {
             println!(
                 "    [{:?}] deficit {} USDC, insurance {} USDC — {what}",
                 e.epoch.phase,
-                usdc(e.deficit as i128),
-                usdc(e.insurance_balance as i128)
+                usdc(e.books.deficit as i128),
+                usdc(e.books.insurance_balance as i128)
             );
         }
     })?;

@@ -413,20 +413,20 @@ pub fn check_conservation(rpc: &RpcClient, exchange: &Pubkey) -> Result<()> {
     }
     let vault = token_balance(rpc, &ex.vault)?;
     anyhow::ensure!(
-        vault == ex.vault_balance,
+        vault == ex.books.vault_balance,
         "vault tokens {vault} != books {}",
-        ex.vault_balance
+        ex.books.vault_balance
     );
     anyhow::ensure!(
-        vault as i128 + ex.deficit as i128 == cap + pnl - basis,
+        vault as i128 + ex.books.deficit as i128 == cap + pnl - basis,
         "I1: vault {vault} + deficit {} != capital {cap} + pnl {pnl} - basis {basis}",
-        ex.deficit
+        ex.books.deficit
     );
     let ins = token_balance(rpc, &ex.insurance_vault)?;
     anyhow::ensure!(
-        ins == ex.insurance_balance,
+        ins == ex.books.insurance_balance,
         "I3: insurance tokens {ins} != books {}",
-        ex.insurance_balance
+        ex.books.insurance_balance
     );
     Ok(())
 }

@@ -11,9 +11,9 @@
 
 use anyhow::Result;
 use backstop::math::fixed::{value_ceil, value_floor};
+use backstop::math::health::bankruptcy_shortfall;
 use backstop::math::liquidation::{
-    base_to_liquidate, discount_value, insurance_paid_fee, insurance_share, liquidation_price,
-    LiquidationParams,
+    insurance_paid_fee, liquidation_terms, terms_for_base, LiquidationParams,
 };
 use backstop::math::trade::{apply_fill, taker_quote};
 
@@ -122,27 +122,19 @@ fn step_account(
                 break;
             }
         }
-        let discounted = h.equity > 0;
-        let mut q =
-            base_to_liquidate(&h, a.base_qty, price, lp, discounted, u64::MAX).map_err(math)?;
-        if q == 0 {
-            q = a.base_qty.unsigned_abs();
+        // The program's liquidation terms; when its sizing needs nothing more (rounding at
+        // the edge) the simulator closes the whole position so the crash always clears.
+        let mut t = liquidation_terms(&h, a.base_qty, price, lp, u64::MAX).map_err(math)?;
+        if t.base == 0 {
+            let full = a.base_qty.unsigned_abs();
+            t = terms_for_base(t.discounted, t.liquidatee_was_long, full, price, lp)
+                .map_err(math)?;
         }
-        let long = a.base_qty > 0;
-        let fill = if discounted {
-            liquidation_price(price, m.liquidation_fee_bps, long).map_err(math)?
+        close(&mut o.accounts[i], t.liquidatee_base_delta, t.price)?;
+        if t.discounted {
+            o.insurance_end += t.insurance_fee;
         } else {
-            price
-        };
-        let delta = if long { -(q as i64) } else { q as i64 };
-        close(&mut o.accounts[i], delta, fill)?;
-        if discounted {
-            let d = discount_value(q, price, fill).map_err(math)?;
-            o.insurance_end += insurance_share(d, m.insurance_share_bps).map_err(math)?;
-        } else {
-            let fee = insurance_paid_fee(q, price, m.liquidation_fee_bps, m.insurance_share_bps)
-                .map_err(math)?
-                .min(o.insurance_end);
+            let fee = t.insurance_paid_uncapped.min(o.insurance_end);
             o.insurance_end -= fee;
             o.insurance_paid += fee;
         }
@@ -168,11 +160,9 @@ fn close(a: &mut Account, delta: i64, price: u64) -> Result<()> {
 /// Flat with negative equity: insurance first, then the deficit; the account is zeroed.
 fn resolve_bankruptcy(o: &mut Outcome, i: usize) {
     let a = &mut o.accounts[i];
-    let equity = a.capital as i128 + a.pnl as i128;
-    if a.base_qty != 0 || equity >= 0 {
+    let Ok(Some(loss)) = bankruptcy_shortfall(a.capital, a.pnl, a.base_qty != 0) else {
         return;
-    }
-    let loss = (-equity) as u64;
+    };
     let cover = loss.min(o.insurance_end);
     o.insurance_end -= cover;
     o.insurance_paid += cover;

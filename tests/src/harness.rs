@@ -546,26 +546,29 @@ impl TestExchange {
             }
         }
         // Aggregates equal the sums over accounts.
-        assert_eq!(ex.total_capital as i128, cap, "Σ capital aggregate");
-        assert_eq!(ex.total_pnl, pnl, "Σ pnl aggregate");
-        assert_eq!(ex.total_basis, basis, "Σ basis aggregate");
+        assert_eq!(ex.books.total_capital as i128, cap, "Σ capital aggregate");
+        assert_eq!(ex.books.total_pnl, pnl, "Σ pnl aggregate");
+        assert_eq!(ex.books.total_basis, basis, "Σ basis aggregate");
         // I1 on the books; with exact vaults (no donations) the books' vault balance is the
         // token balance, so this is I1 against the real token balance.
         assert_eq!(
-            ex.vault_balance as i128 + ex.deficit as i128,
+            ex.books.vault_balance as i128 + ex.books.deficit as i128,
             cap + pnl - basis,
             "I1: vault {} + deficit {} != capital {cap} + pnl {pnl} - basis {basis}",
-            ex.vault_balance,
-            ex.deficit
+            ex.books.vault_balance,
+            ex.books.deficit
         );
         if self.exact_vaults {
-            assert_eq!(vault, ex.vault_balance, "vault token balance == books");
             assert_eq!(
-                insurance, ex.insurance_balance,
+                vault, ex.books.vault_balance,
+                "vault token balance == books"
+            );
+            assert_eq!(
+                insurance, ex.books.insurance_balance,
                 "I3: insurance vault == recorded"
             );
         } else {
-            assert!(vault >= ex.vault_balance && insurance >= ex.insurance_balance);
+            assert!(vault >= ex.books.vault_balance && insurance >= ex.books.insurance_balance);
         }
         // I2 per market.
         for (i, _) in self.markets.iter().enumerate() {
@@ -580,9 +583,13 @@ impl TestExchange {
         }
         // I4: the phase agrees with the deficit.
         match ex.epoch.phase {
-            EpochPhase::Normal => assert_eq!(ex.deficit, 0, "I4: Normal with a deficit"),
+            EpochPhase::Normal => assert_eq!(ex.books.deficit, 0, "I4: Normal with a deficit"),
             EpochPhase::BadDebt | EpochPhase::Tallying => {
-                assert!(ex.deficit > 0, "I4: {:?} without a deficit", ex.epoch.phase)
+                assert!(
+                    ex.books.deficit > 0,
+                    "I4: {:?} without a deficit",
+                    ex.epoch.phase
+                )
             }
             EpochPhase::Applying => {}
         }
@@ -842,17 +849,9 @@ impl TestExchange {
         if ex.epoch.phase != EpochPhase::Applying {
             return;
         }
-        let capital = ex.epoch.basis == backstop::state::ClawbackBasis::Capital;
         let weighted: Vec<Pubkey> = all
             .into_iter()
-            .filter(|k| {
-                let a = self.account_at(k);
-                if capital {
-                    a.clawback.capital_weight > 0
-                } else {
-                    a.clawback.profit_weight > 0
-                }
-            })
+            .filter(|k| ex.epoch.due_for_clawback(&self.account_at(k).clawback))
             .collect();
         for chunk in weighted.chunks(batch) {
             self.clawback(chunk).expect("clawback");

@@ -902,7 +902,7 @@ fn epoch_instructions() {
     );
     attack(&mut w, c);
     assert!(
-        w.h.exchange().deficit > 0,
+        w.h.exchange().books.deficit > 0,
         "the scenario must leave a deficit"
     );
     attack(&mut w, case("begin_clawback", ix::begin_clawback(&ex), &[]));

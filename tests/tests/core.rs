@@ -691,7 +691,7 @@ fn insurance_in_and_out() {
     assert_backstop_err(ex.contribute_insurance(&donor, 0), E::ZeroAmount);
     ex.contribute_insurance(&donor, 300 * USDC).unwrap();
     assert_eq!(ex.insurance_balance(), 300 * USDC);
-    assert_eq!(ex.exchange().insurance_balance, 300 * USDC);
+    assert_eq!(ex.exchange().books.insurance_balance, 300 * USDC);
     let k = ex.keys;
     let admin = ex.admin.insecure_clone();
     let dest = ex.create_token_account(&ex.mint.clone(), &admin.pubkey(), 0);
@@ -790,7 +790,7 @@ fn donations_never_break_the_books_and_are_swept_to_insurance() {
     ex.send(&[ix::sweep_surplus(&k)], &[]).unwrap();
     ex.exact_vaults = true;
     ex.assert_invariants();
-    assert_eq!(ex.exchange().insurance_balance, 10 * USDC);
+    assert_eq!(ex.exchange().books.insurance_balance, 10 * USDC);
     assert_eq!(ex.insurance_balance(), 10 * USDC);
     assert_eq!(ex.vault_balance(), 90 * USDC);
 }

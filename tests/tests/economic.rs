@@ -70,7 +70,7 @@ fn withdrawing_during_bad_debt_cannot_escape_the_deficit() {
     let d = b.ex.funded_user(5_000 * USDC);
     let e = b.ex.exchange();
     let cap = b.ex.account(&d).capital as u128;
-    let keep = (cap * e.deficit as u128).div_ceil(e.total_capital) as u64;
+    let keep = (cap * e.books.deficit as u128).div_ceil(e.books.total_capital) as u64;
     assert!(keep > 0);
     assert_backstop_err(b.ex.withdraw(&d, 5_000 * USDC), E::BadDebtWithdrawalLimit);
     assert_backstop_err(
@@ -88,7 +88,7 @@ fn withdrawing_during_bad_debt_cannot_escape_the_deficit() {
         }
         b.ex.run_round(27);
     }
-    assert_eq!(b.ex.exchange().deficit, 0);
+    assert_eq!(b.ex.exchange().books.deficit, 0);
     assert_eq!(b.ex.exchange().epoch.phase, EpochPhase::Normal);
     assert!(b.ex.account(&d).capital <= keep);
 }
@@ -187,7 +187,7 @@ fn ten_thousand_one_atom_trades_create_no_value() {
     assert!(end <= start, "value created: {start} → {end}");
     // The books still balance to the atom against the vault's token balance.
     ex.assert_invariants();
-    assert_eq!(ex.vault_balance(), ex.exchange().vault_balance);
+    assert_eq!(ex.vault_balance(), ex.exchange().books.vault_balance);
 }
 
 #[test]
@@ -206,7 +206,8 @@ fn withdrawing_during_bad_debt_before_a_capital_round() {
     ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
     ex.resolve_bankruptcy(&l.margin).unwrap();
     let x = ex.exchange();
-    let keep = (5_000 * USDC as u128 * x.deficit as u128).div_ceil(x.total_capital) as u64;
+    let keep =
+        (5_000 * USDC as u128 * x.books.deficit as u128).div_ceil(x.books.total_capital) as u64;
     ex.withdraw(&d, 5_000 * USDC - keep).unwrap();
     for _ in 0..10 {
         if ex.exchange().epoch.phase == EpochPhase::Normal {
@@ -214,7 +215,7 @@ fn withdrawing_during_bad_debt_before_a_capital_round() {
         }
         ex.run_round(27);
     }
-    assert_eq!(ex.exchange().deficit, 0);
+    assert_eq!(ex.exchange().books.deficit, 0);
     let (cd, ce) = (
         ex.account(&d).clawback.lifetime_total,
         ex.account(&e).clawback.lifetime_total,

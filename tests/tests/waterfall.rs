@@ -81,7 +81,7 @@ fn crash_insurance_then_clawback_from_winners_to_the_atom() {
     ex.resolve_bankruptcy(&loser.margin).unwrap();
     assert_eq!(ex.insurance_balance(), 0);
     let e = ex.exchange();
-    assert_eq!(e.deficit, 368 * USDC);
+    assert_eq!(e.books.deficit, 368 * USDC);
     assert_eq!(e.epoch.phase, EpochPhase::BadDebt);
     let l = ex.account(&loser);
     assert_eq!((l.capital, l.pnl), (0, 0));
@@ -116,7 +116,7 @@ fn crash_insurance_then_clawback_from_winners_to_the_atom() {
     assert_eq!(ex.account(&bystander).clawback.lifetime_total, 0);
     assert_eq!(ex.account(&w1).capital, 1_000 * USDC);
     let e = ex.exchange();
-    assert_eq!(e.deficit, 0);
+    assert_eq!(e.books.deficit, 0);
     assert_eq!(e.epoch.phase, EpochPhase::Normal);
     assert_eq!(e.epoch.epoch_id, 2);
     assert_eq!(
@@ -225,7 +225,7 @@ fn open_epoch(params: ExchangeParams) -> Crash {
     let (keeper, loser) = (&c.keeper, &c.loser);
     c.ex.liquidate(keeper, &loser.margin, 0, u64::MAX).unwrap();
     c.ex.resolve_bankruptcy(&loser.margin).unwrap();
-    assert_eq!(c.ex.exchange().deficit, 368 * USDC);
+    assert_eq!(c.ex.exchange().books.deficit, 368 * USDC);
     c
 }
 
@@ -252,7 +252,7 @@ fn epoch_phase_rules() {
     // Capital withdrawals limited to capital − ⌈capital·deficit/Σcapital⌉.
     let e = ex.exchange();
     let cap = ex.account(&bystander).capital as u128;
-    let keep = ceil_div(cap * e.deficit as u128, e.total_capital);
+    let keep = ceil_div(cap * e.books.deficit as u128, e.books.total_capital);
     assert_backstop_err(
         ex.withdraw(&bystander, (cap - keep) as u64 + 1),
         E::BadDebtWithdrawalLimit,
@@ -320,14 +320,14 @@ fn cover_deficit_closes_the_epoch_before_any_clawback() {
     let Crash { mut ex, w1, .. } = open_epoch(default_exchange_params());
     let donor = ex.user(1_000 * USDC);
     ex.cover_deficit(&donor, 100 * USDC).unwrap();
-    assert_eq!(ex.exchange().deficit, 268 * USDC);
+    assert_eq!(ex.exchange().books.deficit, 268 * USDC);
     assert_eq!(ex.exchange().epoch.phase, EpochPhase::BadDebt);
     // Paying more than the deficit takes only the deficit.
     ex.cover_deficit(&donor, 1_000 * USDC).unwrap();
     assert_eq!(ex.token_balance(&donor.token), 1_000 * USDC - 368 * USDC);
     let e = ex.exchange();
     assert_eq!(
-        (e.deficit, e.epoch.phase, e.epoch.epoch_id),
+        (e.books.deficit, e.epoch.phase, e.epoch.epoch_id),
         (0, EpochPhase::Normal, 2)
     );
     assert_eq!(ex.account(&w1).clawback.lifetime_total, 0);
@@ -359,7 +359,7 @@ fn rate_cap_forces_a_second_round() {
     assert_eq!(e.epoch.phase, EpochPhase::BadDebt);
     let first = ex.account(&w1).clawback.last_amount;
     assert_eq!(first as u128, ceil_div(900 * USDC as u128 * 1_500, 10_000));
-    let left = e.deficit;
+    let left = e.books.deficit;
     assert_eq!(
         left as u128,
         368 * USDC as u128
@@ -372,7 +372,7 @@ fn rate_cap_forces_a_second_round() {
     ex.refresh_prices();
     ex.run_round(10);
     let e = ex.exchange();
-    assert_eq!((e.deficit, e.epoch.phase), (0, EpochPhase::Normal));
+    assert_eq!((e.books.deficit, e.epoch.phase), (0, EpochPhase::Normal));
     let a = ex.account(&w1);
     assert_eq!(a.clawback.last_round, 2);
     assert!(a.clawback.lifetime_total > first);
@@ -416,7 +416,7 @@ fn deficit_larger_than_all_profit_takes_all_profit_then_principal_pro_rata() {
     } = gap_population(10);
     // L lost 1_900 + 9.5 fee on 1_000 capital; the insurance fund's 9.5 (the fee) went to
     // the keeper: deficit 909.5.
-    assert_eq!(ex.exchange().deficit, 909_500_000);
+    assert_eq!(ex.exchange().books.deficit, 909_500_000);
     assert_eq!(ex.account(&k).pnl, 9_500_000);
     // At $85 the keeper's long is +475 and its fee +9.5: all the positive PnL there is,
     // 484.5 < 909.5. W's short is −475 (its profit is principal now), the saver is flat.
@@ -440,7 +440,7 @@ fn deficit_larger_than_all_profit_takes_all_profit_then_principal_pro_rata() {
     );
     let e = ex.exchange();
     assert_eq!(
-        (e.deficit, e.epoch.phase),
+        (e.books.deficit, e.epoch.phase),
         (425 * USDC, EpochPhase::BadDebt)
     );
     // Round 2: no positive PnL left, so principal pays pro rata, never below zero.
@@ -448,10 +448,10 @@ fn deficit_larger_than_all_profit_takes_all_profit_then_principal_pro_rata() {
         .iter()
         .map(|u| (ex.account(u).capital, 0))
         .collect();
-    let total_cap = e.total_capital;
+    let total_cap = e.books.total_capital;
     ex.run_round(10);
     let e = ex.exchange();
-    assert_eq!((e.deficit, e.epoch.phase), (0, EpochPhase::Normal));
+    assert_eq!((e.books.deficit, e.epoch.phase), (0, EpochPhase::Normal));
     let mut collected = 0u128;
     for (u, (cap, _)) in [&k, &w, &saver].iter().zip(caps) {
         let a = ex.account(u);
@@ -479,8 +479,8 @@ fn zero_winners_charge_principal_in_the_same_round() {
         saver,
     } = gap_population(0);
     let e = ex.exchange();
-    assert_eq!(e.deficit, 900 * USDC);
-    let total_cap = e.total_capital;
+    assert_eq!(e.books.deficit, 900 * USDC);
+    let total_cap = e.books.total_capital;
     let caps: Vec<u64> = [&k, &w, &saver]
         .iter()
         .map(|u| ex.account(u).capital)
@@ -488,7 +488,7 @@ fn zero_winners_charge_principal_in_the_same_round() {
     ex.run_round(10);
     let e = ex.exchange();
     assert_eq!(
-        (e.deficit, e.epoch.phase, e.epoch.rounds_in_epoch),
+        (e.books.deficit, e.epoch.phase, e.epoch.rounds_in_epoch),
         (0, EpochPhase::Normal, 0)
     );
     assert_eq!(e.epoch.basis, ClawbackBasis::Capital);
@@ -508,7 +508,7 @@ fn one_winner_pays_exactly_the_deficit() {
     // The winner liquidates the loser itself (its short nets against the long: flat).
     ex.liquidate(&w, &l.margin, 0, u64::MAX).unwrap();
     ex.resolve_bankruptcy(&l.margin).unwrap();
-    let d = ex.exchange().deficit;
+    let d = ex.exchange().books.deficit;
     assert!(d > 0);
     ex.run_round(10);
     assert_eq!(
@@ -579,7 +579,7 @@ fn leverage_weighted_policy_charges_levered_winners_more() {
         a.clawback.last_amount <= 900 * USDC,
         "capped at positive PnL"
     );
-    assert_eq!(ex.exchange().deficit, 0);
+    assert_eq!(ex.exchange().books.deficit, 0);
 }
 
 #[test]
@@ -729,4 +729,89 @@ fn every_step_emits_its_event_and_charges_match_receipts() {
             "EpochClosed"
         ]
     );
+}
+
+/// Bytes of a transaction's log as the runtime counts them against its 10,000-byte
+/// limit: the sum of its messages' lengths.
+fn log_bytes(logs: &[String]) -> usize {
+    logs.iter().map(String::len).sum()
+}
+
+#[test]
+fn largest_batches_log_within_the_budget() {
+    use backstop::constants::{LOG_BYTES_LIMIT, MAX_CLAWBACK_BATCH, MAX_TALLY_BATCH};
+    // A capital-basis round (W banks its profit first) in which exactly MAX_CLAWBACK_BATCH
+    // accounts hold capital, so one clawback batch of the largest size charges everyone,
+    // ends the round and closes the epoch: the most a clawback ever logs. Idle accounts
+    // bring the population to MAX_TALLY_BATCH for the largest tally.
+    // (LiteSVM does not enforce the 1,232-byte packet limit; on a cluster these batches
+    // travel in v0 transactions with a lookup table, with the same log.)
+    let mut ex = TestExchange::new();
+    let l = ex.funded_user(1_100 * USDC);
+    let w = ex.funded_user(10_000 * USDC);
+    let k = ex.funded_user(100_000 * USDC);
+    let mut with_capital = vec![w.margin, k.margin];
+    while with_capital.len() < usize::from(MAX_CLAWBACK_BATCH) {
+        with_capital.push(ex.funded_user(1_000 * USDC).margin);
+    }
+    while ex.live_accounts().len() < usize::from(MAX_TALLY_BATCH) + 1 {
+        ex.user(0);
+    }
+    ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
+    ex.set_price(0, 85.0);
+    ex.settle(&w).unwrap();
+    ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
+    // The keeper banks the fee the insurance fund paid it: no profit anywhere.
+    ex.settle(&k).unwrap();
+    ex.resolve_bankruptcy(&l.margin).unwrap();
+    ex.begin_clawback().unwrap();
+    let all = ex.live_accounts();
+    // A tally batch above its cap is refused, with nothing changed.
+    assert_backstop_err(
+        ex.tally(&all[..=usize::from(MAX_TALLY_BATCH)]),
+        E::BatchTooLarge,
+    );
+    let (first, rest) = all.split_at(usize::from(MAX_TALLY_BATCH));
+    let tally = ex.tally(first).unwrap();
+    let tally_bytes = log_bytes(&tally.logs);
+    ex.tally(rest).unwrap();
+    ex.finalize_tally().unwrap();
+    assert_eq!(ex.exchange().epoch.basis, ClawbackBasis::Capital);
+    let due: Vec<Pubkey> = all
+        .iter()
+        .copied()
+        .filter(|a| {
+            ex.exchange()
+                .epoch
+                .due_for_clawback(&ex.account_at(a).clawback)
+        })
+        .collect();
+    assert_eq!(due.len(), usize::from(MAX_CLAWBACK_BATCH));
+    // One more than the cap is refused, with nothing changed.
+    let mut over = due.clone();
+    over.push(l.margin);
+    assert_backstop_err(ex.clawback(&over), E::BatchTooLarge);
+    let claw = ex.clawback(&due).unwrap();
+    assert_eq!(ex.exchange().epoch.phase, EpochPhase::Normal);
+    let claw_bytes = log_bytes(&claw.logs);
+    println!(
+        "log bytes: tally of {MAX_TALLY_BATCH} accounts {tally_bytes}, \
+         clawback of {MAX_CLAWBACK_BATCH} accounts {claw_bytes} (limit {LOG_BYTES_LIMIT})"
+    );
+    for (what, logs, bytes) in [
+        ("tally", &tally.logs, tally_bytes),
+        ("clawback", &claw.logs, claw_bytes),
+    ] {
+        assert!(bytes < LOG_BYTES_LIMIT, "{what} logged {bytes} bytes");
+        assert!(
+            !logs.iter().any(|l| l.contains("Log truncated")),
+            "{what} log truncated"
+        );
+    }
+    // Every charged account's event is in the log.
+    let applied = backstop_client::events::parse_logs(&claw.logs)
+        .iter()
+        .filter(|e| e.name() == "ClawbackApplied")
+        .count();
+    assert_eq!(applied, usize::from(MAX_CLAWBACK_BATCH));
 }

@@ -54,3 +54,21 @@ pub const MAX_BASE_DECIMALS: u8 = 18;
 pub const MAX_PRICE: u64 = i64::MAX as u64;
 /// Largest |oracle exponent| accepted.
 pub const MAX_ORACLE_EXPO: i32 = 18;
+
+/// The Solana runtime keeps at most this many bytes of one transaction's log; past it the
+/// log is cut ("Log truncated") and the events of a batch would be lost to indexers.
+pub const LOG_BYTES_LIMIT: usize = 10_000;
+/// Most margin accounts one `tally` may carry. Bounded by the 64 account locks of a v0
+/// transaction with a lookup table (fee payer, exchange, program, compute-budget program
+/// and one (market, oracle) pair leave 58); its log (one `TallyRecorded` per account,
+/// 122 bytes) stays under [`LOG_BYTES_LIMIT`]
+/// (`largest_batches_log_within_the_budget`).
+#[constant]
+pub const MAX_TALLY_BATCH: u8 = 58;
+/// Most margin accounts one `clawback` may carry: its log (one 230-byte
+/// `ClawbackApplied` per account, plus the token transfer and the round's closing events)
+/// must stay under [`LOG_BYTES_LIMIT`]; 57 accounts (the lock limit) would log ≈ 14 KB.
+/// Measured by `largest_batches_log_within_the_budget`: 36 accounts logged 9,601 bytes,
+/// too close once SBF adds its "consumed … compute units" lines; 34 leave ≈ 850 bytes.
+#[constant]
+pub const MAX_CLAWBACK_BATCH: u8 = 34;

@@ -3,6 +3,7 @@
 use anchor_lang::prelude::*;
 
 use crate::math::oracle_price::Rejection;
+use crate::math::trade::SideRefusal;
 use crate::math::MathError;
 
 #[error_code]
@@ -121,11 +122,32 @@ pub enum BackstopError {
     NotAdmin,
     #[msg("Liquidator and liquidatee have the same owner")]
     SameOwnerLiquidation,
+    #[msg("Division by zero in the program's math: an input that should be positive is zero; check the amounts and the market's parameters")]
+    MathDivisionByZero,
+    #[msg(
+        "A value is outside what the program's math accepts; see the error log for the call site"
+    )]
+    MathInvalidInput,
+    #[msg("Too many accounts in one batch: its events would not fit the transaction log; split it (see MAX_TALLY_BATCH, MAX_CLAWBACK_BATCH)")]
+    BatchTooLarge,
 }
 
 impl From<MathError> for BackstopError {
-    fn from(_: MathError) -> Self {
-        BackstopError::MathOverflow
+    fn from(e: MathError) -> Self {
+        match e {
+            MathError::Overflow => BackstopError::MathOverflow,
+            MathError::DivisionByZero => BackstopError::MathDivisionByZero,
+            MathError::InvalidInput => BackstopError::MathInvalidInput,
+        }
+    }
+}
+
+impl From<SideRefusal> for BackstopError {
+    fn from(r: SideRefusal) -> Self {
+        match r {
+            SideRefusal::InitialMargin => BackstopError::InitialMarginViolated,
+            SideRefusal::HealthDecreased => BackstopError::HealthDecreased,
+        }
     }
 }
 

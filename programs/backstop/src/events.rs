@@ -273,6 +273,43 @@ pub struct SurplusSwept {
     pub insurance_surplus: u64,
 }
 
+/// Calls macro `$m!` with the name of every event the program emits: the one list of
+/// them, for the program's tests and the client's decoder (the names must be in scope
+/// where `$m!` expands: `use backstop::events::*`).
+#[macro_export]
+macro_rules! for_each_event {
+    ($m:ident) => {
+        $m!(
+            ExchangeInitialized,
+            ExchangeParamsUpdated,
+            PausedSet,
+            MarketAdded,
+            MarketParamsUpdated,
+            OracleFeedCreated,
+            OraclePriceSet,
+            MarginAccountCreated,
+            MarginAccountClosed,
+            Deposited,
+            Withdrawn,
+            TradeFilled,
+            PnlSettled,
+            InsuranceContributed,
+            InsuranceWithdrawn,
+            Liquidated,
+            BankruptcyResolved,
+            EpochOpened,
+            RoundStarted,
+            TallyRecorded,
+            TallyFinalized,
+            ClawbackApplied,
+            RoundEnded,
+            DeficitCovered,
+            EpochClosed,
+            SurplusSwept,
+        );
+    };
+}
+
 /// Returned by the read-only `health` instruction (return data).
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HealthReport {
@@ -287,19 +324,45 @@ pub struct HealthReport {
     pub bankrupt: bool,
 }
 
-/// Emits `event` as "Program data: <base64>" in the transaction log, like `emit!`.
+/// The largest serialized event (discriminator included) [`emit`] writes from the stack.
+/// Every event is fixed-size and well below it (`every_event_fits_the_stack_buffer`).
+pub const MAX_EVENT_BYTES: usize = 256;
+
+/// Emits `event` as "Program data: <base64>" in the transaction log, like `emit!`, but
+/// without a heap allocation: the discriminator and the Borsh body are written into a
+/// stack buffer. (The SBF heap is a 32 KiB bump allocator that never frees; `emit!`
+/// allocates a `Vec` per event, and a batch emits one event per account.)
 ///
 /// Anchor 1.2.2's `sol_log_data` is a no-op when the program is compiled for the host, so
 /// in native hosts (LiteSVM, the localnet validator with the builtin) `emit!` events would
 /// vanish. Off SBF this goes through the syscall stubs, which write into the host's real
-/// transaction log; on SBF it is exactly `emit!`. Every event in the program goes through
-/// here.
+/// transaction log; on SBF it is the `sol_log_data` syscall, exactly what `emit!` calls.
+/// Every event in the program goes through here.
 pub fn emit<E: anchor_lang::Event>(event: E) {
-    let data = event.data();
+    let mut buf = [0u8; MAX_EVENT_BYTES];
+    let Some(len) = encode_event(&event, &mut buf) else {
+        // Unreachable for this program's events (fixed-size, tested); never drop one.
+        log_data(&event.data());
+        return;
+    };
+    log_data(buf.get(..len).unwrap_or_default());
+}
+
+/// Writes discriminator + Borsh body of `event` into `buf`; `None` if it does not fit.
+pub fn encode_event<E: anchor_lang::Event>(event: &E, buf: &mut [u8]) -> Option<usize> {
+    use std::io::Write;
+    let capacity = buf.len();
+    let mut w: &mut [u8] = buf;
+    w.write_all(E::DISCRIMINATOR).ok()?;
+    event.serialize(&mut w).ok()?;
+    capacity.checked_sub(w.len())
+}
+
+fn log_data(data: &[u8]) {
     #[cfg(target_os = "solana")]
-    anchor_lang::solana_program::log::sol_log_data(&[&data]);
+    anchor_lang::solana_program::log::sol_log_data(&[data]);
     #[cfg(not(target_os = "solana"))]
-    anchor_lang::compat::solana_sysvar::program_stubs::sol_log_data(&[&data]);
+    anchor_lang::compat::solana_sysvar::program_stubs::sol_log_data(&[data]);
 }
 
 /// Writes "Program log: <message>" into the transaction log (see [`emit`] for why `msg!`
@@ -317,4 +380,36 @@ macro_rules! log {
     ($($arg:tt)*) => {
         $crate::events::log(&format!($($arg)*))
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes the all-zero value of each event (Borsh sizes here do not depend on
+    /// values: every field is fixed-size) and checks it fits the stack buffer, and that
+    /// the bytes are exactly what `emit!` would log.
+    macro_rules! check_events {
+        ($($e:ident),* $(,)?) => {$({
+            let zero = [0u8; 1024];
+            let event = $e::deserialize(&mut &zero[..]).expect(stringify!($e));
+            let mut buf = [0u8; MAX_EVENT_BYTES];
+            let len = encode_event(&event, &mut buf)
+                .unwrap_or_else(|| panic!("{} does not fit {} bytes", stringify!($e), MAX_EVENT_BYTES));
+            assert_eq!(&buf[..len], &anchor_lang::Event::data(&event)[..], stringify!($e));
+        })*};
+    }
+
+    #[test]
+    fn every_event_fits_the_stack_buffer() {
+        crate::for_each_event!(check_events);
+    }
+
+    #[test]
+    fn an_event_too_large_for_the_buffer_is_reported() {
+        let zero = [0u8; 1024];
+        let event = ClawbackApplied::deserialize(&mut &zero[..]).unwrap();
+        let mut small = [0u8; 16];
+        assert_eq!(encode_event(&event, &mut small), None);
+    }
 }

@@ -2,14 +2,18 @@
 //!
 //! When a bankrupt account's loss exceeds the insurance fund, a bad-debt epoch opens and
 //! `clawback` charges the deficit pro rata to positive PnL (principal last, with a
-//! per-round cap), writing a receipt on every charged account. See DESIGN.md.
+//! per-round cap), writing a receipt on every charged account. See docs/DESIGN.md.
 //!
 //! This file is thin: one line per instruction, delegating to `instructions/`.
 
+// Every operation on money is checked (`math::safe`): a bare `+`, `-`, `*`, `/` or `%` on
+// an integer is a compile error in the program (tests are exempt).
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 use anchor_lang::prelude::*;
 
-pub mod accounting;
 pub mod constants;
+pub mod engine;
 pub mod error;
 pub mod events;
 pub mod instructions;

@@ -5,9 +5,9 @@ use anchor_lang::prelude::*;
 use pyth_solana_receiver_sdk::price_update::{PriceUpdateV2, VerificationLevel};
 
 use crate::error::BackstopError;
-use crate::math::health::{compute_health, Health, PositionMark};
+use crate::math::health::{clearly_above_maintenance, compute_health, Health, PositionMark};
 use crate::math::oracle_price::{self, FixedPrice, RawPrice};
-use crate::state::{MarginAccount, MarketParams, OracleFeed, OracleKind, PerpMarket};
+use crate::state::{MarginAccount, MarketParams, OracleFeed, OracleKind, PerpMarket, Position};
 
 /// Decodes the oracle account of `market` without freshness checks: owner, type, exchange
 /// (for feeds) and feed id (for Pyth).
@@ -29,10 +29,23 @@ pub fn decode_oracle_kind(
     exchange: &Pubkey,
     pyth_feed_id: &[u8; 32],
 ) -> Result<RawPrice> {
+    let data = info.try_borrow_data()?;
+    decode_oracle_data(info.owner, &data, kind, exchange, pyth_feed_id)
+}
+
+/// Decodes an oracle account from its owner and data — on-chain from the `AccountInfo`,
+/// off-chain from an RPC answer: owner, type, exchange (feeds) and feed id and
+/// verification level (Pyth). No freshness checks.
+pub fn decode_oracle_data(
+    owner: &Pubkey,
+    data: &[u8],
+    kind: OracleKind,
+    exchange: &Pubkey,
+    pyth_feed_id: &[u8; 32],
+) -> Result<RawPrice> {
     match kind {
         OracleKind::Feed => {
-            require_keys_eq!(*info.owner, crate::ID, BackstopError::OracleWrongOwner);
-            let data = info.try_borrow_data()?;
+            require_keys_eq!(*owner, crate::ID, BackstopError::OracleWrongOwner);
             let feed = OracleFeed::try_deserialize(&mut &data[..])
                 .map_err(|_| error!(BackstopError::OracleInvalidData))?;
             require_keys_eq!(feed.exchange, *exchange, BackstopError::WrongExchange);
@@ -45,11 +58,10 @@ pub fn decode_oracle_kind(
         }
         OracleKind::PythPull => {
             require_keys_eq!(
-                *info.owner,
+                *owner,
                 pyth_solana_receiver_sdk::ID,
                 BackstopError::OracleWrongOwner
             );
-            let data = info.try_borrow_data()?;
             let update = PriceUpdateV2::try_deserialize(&mut &data[..])
                 .map_err(|_| error!(BackstopError::OracleInvalidData))?;
             require!(
@@ -140,6 +152,19 @@ impl PriceCache {
         self.prices.iter().find(|p| p.index == index)
     }
 
+    /// The mark of one position at the cached price, `None` when its market has none.
+    pub fn mark(&self, p: &Position) -> Option<PositionMark> {
+        let m = self.get(p.market_index)?;
+        Some(PositionMark {
+            base_qty: p.base_qty,
+            quote_basis: p.quote_basis,
+            price: m.price.price,
+            conf: m.price.conf,
+            initial_margin_bps: m.params.initial_margin_bps,
+            maintenance_margin_bps: m.params.maintenance_margin_bps,
+        })
+    }
+
     /// Marks every open position of `account`; errors if a market's price is missing.
     pub fn marks(&self, account: &MarginAccount) -> Result<Vec<PositionMark>> {
         account
@@ -147,17 +172,8 @@ impl PriceCache {
             .iter()
             .filter(|p| p.active)
             .map(|p| {
-                let m = self
-                    .get(p.market_index)
-                    .ok_or(BackstopError::MissingMarketAccounts)?;
-                Ok(PositionMark {
-                    base_qty: p.base_qty,
-                    quote_basis: p.quote_basis,
-                    price: m.price.price,
-                    conf: m.price.conf,
-                    initial_margin_bps: m.params.initial_margin_bps,
-                    maintenance_margin_bps: m.params.maintenance_margin_bps,
-                })
+                self.mark(p)
+                    .ok_or_else(|| error!(BackstopError::MissingMarketAccounts))
             })
             .collect()
     }
@@ -166,6 +182,85 @@ impl PriceCache {
     pub fn health(&self, account: &MarginAccount) -> Result<Health> {
         let marks = self.marks(account)?;
         Ok(compute_health(account.capital, account.pnl, &marks)?)
+    }
+
+    /// The division-free screen ([`clearly_above_maintenance`]) at the cached prices:
+    /// true only when `account` is certainly at or above maintenance margin.
+    pub fn clearly_healthy(&self, account: &MarginAccount) -> bool {
+        clearly_above_maintenance(
+            account.capital,
+            account.pnl,
+            account
+                .positions
+                .iter()
+                .filter(|p| p.active)
+                .map(|p| self.mark(p)),
+        )
+    }
+}
+
+/// Views for clients (the CLI and the keeper), not needed on-chain.
+#[cfg(feature = "client")]
+impl PriceCache {
+    /// The oracle price (fixed point) of `market_index` at which `account` becomes
+    /// liquidatable (equity < maintenance margin) with every other price unchanged, found by
+    /// bisection over the program's own health function. `None` when the account holds no
+    /// position there, a price is missing, or no positive price makes it liquidatable (e.g.
+    /// a fully collateralized long).
+    pub fn liquidation_price(&self, account: &MarginAccount, market_index: u16) -> Option<u64> {
+        let pos = account.position(market_index)?;
+        if pos.base_qty == 0 {
+            return None;
+        }
+        let current = self.get(market_index)?;
+        let liquidatable_at = |price: u64| -> Option<bool> {
+            let mut c = PriceCache::default();
+            for p in &self.prices {
+                let mut p = *p;
+                if p.index == market_index {
+                    p.price = FixedPrice { price, conf: 0 };
+                }
+                c.prices.push(p);
+            }
+            c.health(account)
+                .ok()?
+                .maintenance_health()
+                .ok()
+                .map(|h| h < 0)
+        };
+        let long = pos.base_qty > 0;
+        // Longs fail as the price falls, shorts as it rises: bisect between a price where the
+        // account is healthy and one where it is liquidatable.
+        let (mut ok, mut bad) = if long {
+            if !liquidatable_at(1)? {
+                return None;
+            }
+            (current.price.price.max(1), 1u64)
+        } else {
+            let mut hi = current.price.price.max(1);
+            loop {
+                if liquidatable_at(hi)? {
+                    break;
+                }
+                hi = hi.checked_mul(2)?;
+                if hi > crate::constants::MAX_PRICE {
+                    return None;
+                }
+            }
+            (current.price.price.max(1), hi)
+        };
+        if liquidatable_at(ok)? {
+            return Some(current.price.price); // already liquidatable
+        }
+        while ok.abs_diff(bad) > 1 {
+            let mid = ok.min(bad).checked_add(ok.abs_diff(bad).checked_div(2)?)?;
+            if liquidatable_at(mid)? {
+                bad = mid;
+            } else {
+                ok = mid;
+            }
+        }
+        Some(bad)
     }
 }
 

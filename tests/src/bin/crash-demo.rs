@@ -76,7 +76,7 @@ fn main() {
     let e = ex.exchange();
     println!(
         "    deficit {} USDC, insurance {} USDC, phase {:?} (epoch {})",
-        usdc(e.deficit as i128),
+        usdc(e.books.deficit as i128),
         usdc(ex.insurance_balance() as i128),
         e.epoch.phase,
         e.epoch.epoch_id
@@ -91,7 +91,7 @@ fn main() {
     println!(
         "    phase {:?}, deficit {} USDC",
         e.epoch.phase,
-        usdc(e.deficit as i128)
+        usdc(e.books.deficit as i128)
     );
     assert_eq!(e.epoch.phase, EpochPhase::Normal);
 
@@ -121,7 +121,7 @@ fn main() {
     println!(
         "\nvault {} + deficit {} == Σ capital + Σ pnl − Σ basis: checked after every one of {} transactions",
         usdc(ex.vault_balance() as i128),
-        usdc(ex.exchange().deficit as i128),
+        usdc(ex.exchange().books.deficit as i128),
         ex.tx_count
     );
     println!(

@@ -1,5 +1,5 @@
 //! The reference model: an independent, plain-integer model of one exchange, written from
-//! DESIGN.md (and the README's documented choices where DESIGN leaves one open: rounding
+//! docs/DESIGN.md (and the README's documented choices where it leaves one open: rounding
 //! directions, the liquidation sizing rule, warmup re-basing, the capital-basis weight).
 //! It imports nothing from the program — no Anchor types, none of the program's math — and
 //! predicts, for every instruction, either the refusal (by error name) or the complete
@@ -236,7 +236,7 @@ pub struct State {
     pub insurance_tokens: u64,
 }
 
-// -------------------------------------------------------------------- health (DESIGN §3)
+// -------------------------------------------------------------------- health (docs/DESIGN.md §4)
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Health {
@@ -262,7 +262,7 @@ impl Health {
 /// Prices the instruction has read, per market: (price, conf) in fixed point.
 type Prices = Vec<Option<(i128, i128)>>;
 
-// -------------------------------------------------------------------- warmup (DESIGN §4)
+// -------------------------------------------------------------------- warmup (docs/DESIGN.md §6.9)
 
 impl Warmup {
     /// What has vested of `positive` pnl by `now` and not yet been converted.
@@ -554,7 +554,7 @@ impl State {
             return Err("InsufficientCapital");
         }
         if self.epoch.phase != Phase::Normal {
-            // DESIGN §5 holds back the account's share of the deficit; the share is taken
+            // docs/DESIGN.md §6.8 holds back the account's share of the deficit; the share is taken
             // on capital + what left this epoch (README: capital-basis improvement).
             let epoch = self.epoch.epoch_id;
             let a = &self.accounts[who];
@@ -708,7 +708,7 @@ impl State {
         self.now += secs;
     }
 
-    // ---------------------------------------------------------------- waterfall (DESIGN §4)
+    // ---------------------------------------------------------------- waterfall (docs/DESIGN.md §5)
 
     /// `liqor` takes over part of `liqee`'s position in `market`, at most `max` base.
     pub fn liquidate(&mut self, liqor: usize, liqee: usize, market: u16, max: u64) -> R {
@@ -864,7 +864,7 @@ impl State {
         Ok(())
     }
 
-    // ---------------------------------------------------------------- epochs (DESIGN §5)
+    // ---------------------------------------------------------------- epochs (docs/DESIGN.md §6)
 
     fn close_epoch(&mut self) {
         let e = &mut self.epoch;

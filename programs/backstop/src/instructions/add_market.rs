@@ -24,7 +24,7 @@ pub struct AddMarket<'info> {
     #[account(mut)]
     pub admin: Signer<'info>,
     #[account(mut, has_one = admin @ BackstopError::NotAdmin)]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         init,
         payer = admin,
@@ -32,7 +32,7 @@ pub struct AddMarket<'info> {
         seeds = [MARKET_SEED, exchange.key().as_ref(), &exchange.num_markets.to_le_bytes()],
         bump
     )]
-    pub market: Account<'info, PerpMarket>,
+    pub market: Box<Account<'info, PerpMarket>>,
     /// CHECK: owner, type, exchange and feed id are checked by `oracle::decode_oracle_kind`.
     pub oracle: UncheckedAccount<'info>,
     pub system_program: Program<'info, System>,

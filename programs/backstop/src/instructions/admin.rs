@@ -11,7 +11,7 @@ use crate::state::{Exchange, ExchangeParams, MarketParams, PerpMarket};
 pub struct UpdateExchange<'info> {
     pub admin: Signer<'info>,
     #[account(mut, has_one = admin @ BackstopError::NotAdmin)]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
 }
 
 /// Replaces the exchange parameters. A round in progress keeps the policy and rate cap it
@@ -40,9 +40,9 @@ pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
 pub struct UpdateMarket<'info> {
     pub admin: Signer<'info>,
     #[account(has_one = admin @ BackstopError::NotAdmin)]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(mut, has_one = exchange @ BackstopError::WrongExchange)]
-    pub market: Account<'info, PerpMarket>,
+    pub market: Box<Account<'info, PerpMarket>>,
 }
 
 /// Replaces a market's risk parameters and its paused flag.

@@ -1,6 +1,6 @@
 use anchor_lang::prelude::*;
 
-use crate::accounting::now;
+use crate::engine::now;
 use crate::error::BackstopError;
 use crate::events::HealthReport;
 use crate::oracle::PriceCache;
@@ -11,9 +11,9 @@ use crate::state::{Exchange, MarginAccount};
 /// pair per open position.
 #[derive(Accounts)]
 pub struct Health<'info> {
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(has_one = exchange @ BackstopError::WrongExchange)]
-    pub margin_account: Account<'info, MarginAccount>,
+    pub margin_account: Box<Account<'info, MarginAccount>>,
 }
 
 pub fn handler<'info>(ctx: Context<'info, Health<'info>>) -> Result<HealthReport> {

@@ -3,7 +3,7 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::events::ExchangeInitialized;
-use crate::state::{EpochState, Exchange, ExchangeParams};
+use crate::state::{Books, EpochState, Exchange, ExchangeParams};
 
 /// Creates an exchange for one collateral mint, with its collateral vault and insurance
 /// vault (token accounts owned by the exchange PDA).
@@ -19,8 +19,8 @@ pub struct InitializeExchange<'info> {
         seeds = [EXCHANGE_SEED, admin.key().as_ref(), &id.to_le_bytes()],
         bump
     )]
-    pub exchange: Account<'info, Exchange>,
-    pub collateral_mint: Account<'info, Mint>,
+    pub exchange: Box<Account<'info, Exchange>>,
+    pub collateral_mint: Box<Account<'info, Mint>>,
     #[account(
         init,
         payer = admin,
@@ -30,7 +30,7 @@ pub struct InitializeExchange<'info> {
         token::authority = exchange,
         token::token_program = token_program
     )]
-    pub vault: Account<'info, TokenAccount>,
+    pub vault: Box<Account<'info, TokenAccount>>,
     #[account(
         init,
         payer = admin,
@@ -40,7 +40,7 @@ pub struct InitializeExchange<'info> {
         token::authority = exchange,
         token::token_program = token_program
     )]
-    pub insurance_vault: Account<'info, TokenAccount>,
+    pub insurance_vault: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
     pub system_program: Program<'info, System>,
 }
@@ -61,12 +61,7 @@ pub fn handler(ctx: Context<InitializeExchange>, id: u16, params: ExchangeParams
         num_accounts: 0,
         num_markets: 0,
         num_oracle_feeds: 0,
-        total_capital: 0,
-        total_pnl: 0,
-        total_basis: 0,
-        vault_balance: 0,
-        insurance_balance: 0,
-        deficit: 0,
+        books: Books::default(),
         epoch: EpochState::default(),
         epoch_withdrawn_total: 0,
         withdrawn_epoch: 0,

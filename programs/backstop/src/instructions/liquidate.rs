@@ -1,20 +1,17 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::accounting::{check_invariants, check_zero_sum, now, transfer_from_exchange};
 use crate::constants::PAUSE_LIQUIDATIONS;
+use crate::engine::position::{check_zero_sum, fill_pair, Fill};
+use crate::engine::{now, pnl_clock};
 use crate::error::BackstopError;
 use crate::events::Liquidated;
-use crate::math::liquidation::{
-    base_to_liquidate, discount_value, insurance_paid_fee, insurance_share, liquidation_price,
-    LiquidationParams,
-};
-use crate::math::safe::{cast, SafeMath};
-use crate::math::trade::taker_quote;
+use crate::math::liquidation::liquidation_terms;
+use crate::math::safe::{cast, negative};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
-/// Permissionless partial liquidation (DESIGN §4.1). The liquidator's own margin account
+/// Permissionless partial liquidation (docs/DESIGN.md §5.1). The liquidator's own margin account
 /// takes over part of the liquidatee's position in `market` at the oracle price moved by
 /// `liquidation_fee_bps` in the liquidator's favour — only as much as brings the
 /// liquidatee back to MM · (1 + buffer), and at most `max_base_qty`. The insurance share
@@ -31,32 +28,32 @@ pub struct Liquidate<'info> {
         mut,
         constraint = !exchange.is_paused(PAUSE_LIQUIDATIONS) @ BackstopError::Paused
     )]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,
         has_one = exchange @ BackstopError::WrongExchange,
         constraint = liquidator_account.owner == liquidator.key() @ BackstopError::NotAccountOwner
     )]
-    pub liquidator_account: Account<'info, MarginAccount>,
+    pub liquidator_account: Box<Account<'info, MarginAccount>>,
     #[account(
         mut,
         has_one = exchange @ BackstopError::WrongExchange,
         constraint = liquidatee_account.key() != liquidator_account.key() @ BackstopError::SelfLiquidation,
         constraint = liquidatee_account.owner != liquidator_account.owner @ BackstopError::SameOwnerLiquidation
     )]
-    pub liquidatee_account: Account<'info, MarginAccount>,
+    pub liquidatee_account: Box<Account<'info, MarginAccount>>,
     #[account(
         mut,
         has_one = exchange @ BackstopError::WrongExchange,
         has_one = oracle @ BackstopError::WrongOracle
     )]
-    pub market: Account<'info, PerpMarket>,
+    pub market: Box<Account<'info, PerpMarket>>,
     /// CHECK: must equal `market.oracle` (has_one); decoded and guarded by `oracle::read_price`.
     pub oracle: UncheckedAccount<'info>,
     #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]
-    pub vault: Account<'info, TokenAccount>,
+    pub vault: Box<Account<'info, TokenAccount>>,
     #[account(mut, address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
-    pub insurance_vault: Account<'info, TokenAccount>,
+    pub insurance_vault: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
 }
 
@@ -66,7 +63,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     let a = ctx.accounts;
     let exchange_info = a.exchange.to_account_info();
     let ex: &mut Exchange = &mut a.exchange;
-    let seeds = ex.seeds();
+    let clock = pnl_clock(ex, now);
     let market: &mut PerpMarket = &mut a.market;
     let idx = market.index;
     let oracle = read_price(
@@ -83,105 +80,43 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     )?;
     cache.insert(market, oracle);
 
-    let liqee = &mut a.liquidatee_account;
-    let liqor = &mut a.liquidator_account;
+    let liqee: &mut MarginAccount = &mut a.liquidatee_account;
+    let liqor: &mut MarginAccount = &mut a.liquidator_account;
     let position = *liqee
         .position(idx)
         .ok_or(BackstopError::NoPositionInMarket)?;
     let before = cache.health(liqee)?;
     require!(before.is_liquidatable()?, BackstopError::NotLiquidatable);
 
-    let discounted = before.equity > 0;
-    let params = LiquidationParams {
-        maintenance_margin_bps: market.params.maintenance_margin_bps,
-        liquidation_fee_bps: market.params.liquidation_fee_bps,
-        buffer_bps: ex.params.liquidation_buffer_bps,
-        insurance_share_bps: market.params.insurance_share_bps,
-    };
-    let base = base_to_liquidate(
+    let params = market
+        .params
+        .liquidation_params(ex.params.liquidation_buffer_bps);
+    let terms = liquidation_terms(
         &before,
         position.base_qty,
         oracle.price,
         &params,
-        discounted,
         max_base_qty,
     )?;
-    require!(base > 0, BackstopError::NothingToLiquidate);
-
-    let was_long = position.base_qty > 0;
-    let px = if discounted {
-        liquidation_price(oracle.price, params.liquidation_fee_bps, was_long)?
-    } else {
-        oracle.price
+    require!(terms.base > 0, BackstopError::NothingToLiquidate);
+    let books = &mut ex.books;
+    let liquidatee_fill = Fill {
+        market_index: idx,
+        base_delta: terms.liquidatee_base_delta,
+        quote_delta: terms.liquidatee_quote_delta,
     };
-    // The liquidatee is the "taker" of the closing fill: rounding goes against it.
-    let base_i: i64 = cast(base)?;
-    let liqee_delta = if was_long { -base_i } else { base_i };
-    let quote = taker_quote(liqee_delta, px)?;
-    let warmup = ex.params.pnl_warmup_secs;
-    liqee.apply_fill(
-        idx,
-        liqee_delta,
-        quote,
-        &mut ex.total_basis,
-        &mut ex.total_pnl,
-        &mut market.long_open_interest,
-        &mut market.short_open_interest,
-        now,
-        warmup,
-    )?;
-    liqor.apply_fill(
-        idx,
-        -liqee_delta,
-        -quote,
-        &mut ex.total_basis,
-        &mut ex.total_pnl,
-        &mut market.long_open_interest,
-        &mut market.short_open_interest,
-        now,
-        warmup,
-    )?;
+    fill_pair(liqee, liqor, market, books, liquidatee_fill, clock)?;
 
-    let (mut insurance_fee, mut insurance_paid) = (0u64, 0u64);
-    if discounted {
-        let discount = discount_value(base, oracle.price, px)?;
-        insurance_fee = insurance_share(discount, params.insurance_share_bps)?;
-        liqor.add_pnl(
-            -cast::<u64, i64>(insurance_fee)?,
-            &mut ex.total_pnl,
-            now,
-            warmup,
-        )?;
-        ex.vault_balance = ex.vault_balance.safe_sub(insurance_fee)?;
-        ex.insurance_balance = ex.insurance_balance.safe_add(insurance_fee)?;
-        transfer_from_exchange(
-            &a.token_program,
-            &a.vault,
-            a.insurance_vault.to_account_info(),
-            exchange_info.clone(),
-            &seeds,
-            insurance_fee,
-        )?;
-    } else {
-        insurance_paid = insurance_paid_fee(
-            base,
-            oracle.price,
-            params.liquidation_fee_bps,
-            params.insurance_share_bps,
-        )?
-        .min(ex.insurance_balance);
-        liqor.add_pnl(cast(insurance_paid)?, &mut ex.total_pnl, now, warmup)?;
-        ex.insurance_balance -= insurance_paid;
-        ex.vault_balance = ex.vault_balance.safe_add(insurance_paid)?;
-        transfer_from_exchange(
-            &a.token_program,
-            &a.insurance_vault,
-            a.vault.to_account_info(),
-            exchange_info.clone(),
-            &seeds,
-            insurance_paid,
-        )?;
-    }
+    let treasury = crate::treasury!(a, exchange_info, ex);
+    // Discounted: the liquidator pays the insurance share of its discount. Otherwise the
+    // insurance fund pays the liquidator's fee, as far as its balance goes.
+    let insurance_paid = terms
+        .insurance_paid_uncapped
+        .min(ex.books.insurance_balance);
+    liqor.add_pnl(negative(terms.insurance_fee)?, &mut ex.books, clock)?;
+    treasury.vault_to_insurance(&mut ex.books, terms.insurance_fee)?;
+    liqor.add_pnl(cast(insurance_paid)?, &mut ex.books, clock)?;
+    treasury.insurance_to_vault(&mut ex.books, insurance_paid)?;
 
     let liqor_after = cache.health(liqor)?;
     require!(
@@ -190,19 +125,19 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     );
     let after = cache.health(liqee)?;
     check_zero_sum(market)?;
-    check_invariants(ex, &mut a.vault, &mut a.insurance_vault)?;
+    treasury.finish(&ex.books)?;
     crate::events::emit(Liquidated {
         market_index: idx,
-        liquidator: liqor.key(),
-        liquidatee: liqee.key(),
-        base_qty: base,
-        liquidatee_was_long: was_long,
+        liquidator: a.liquidator_account.key(),
+        liquidatee: a.liquidatee_account.key(),
+        base_qty: terms.base,
+        liquidatee_was_long: terms.liquidatee_was_long,
         oracle_price: oracle.price,
-        liquidation_price: px,
+        liquidation_price: terms.price,
         equity_before: cast(before.equity)?,
         equity_after: cast(after.equity)?,
         maintenance_margin_after: cast(after.maintenance_margin)?,
-        insurance_fee,
+        insurance_fee: terms.insurance_fee,
         insurance_paid,
     });
     Ok(())

@@ -2,8 +2,8 @@
 
 use anchor_lang::prelude::*;
 
-use crate::accounting::now;
 use crate::constants::*;
+use crate::engine::now;
 use crate::error::BackstopError;
 use crate::events::{MarginAccountClosed, MarginAccountCreated};
 use crate::state::{ClawbackRecord, Exchange, MarginAccount, Position, Warmup};
@@ -18,7 +18,7 @@ pub struct CreateMarginAccount<'info> {
         mut,
         constraint = !exchange.epoch.in_round() @ BackstopError::WrongEpochPhase
     )]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         init,
         payer = owner,
@@ -26,7 +26,7 @@ pub struct CreateMarginAccount<'info> {
         seeds = [MARGIN_SEED, exchange.key().as_ref(), owner.key().as_ref()],
         bump
     )]
-    pub margin_account: Account<'info, MarginAccount>,
+    pub margin_account: Box<Account<'info, MarginAccount>>,
     pub system_program: Program<'info, System>,
 }
 
@@ -67,7 +67,7 @@ pub struct CloseMarginAccount<'info> {
         mut,
         constraint = !exchange.epoch.in_round() @ BackstopError::WrongEpochPhase
     )]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,
         close = owner,
@@ -75,7 +75,7 @@ pub struct CloseMarginAccount<'info> {
         has_one = owner @ BackstopError::NotAccountOwner,
         constraint = margin_account.is_empty() @ BackstopError::AccountNotEmpty
     )]
-    pub margin_account: Account<'info, MarginAccount>,
+    pub margin_account: Box<Account<'info, MarginAccount>>,
 }
 
 pub fn close(ctx: Context<CloseMarginAccount>) -> Result<()> {

@@ -12,7 +12,7 @@ pub struct CreateOracleFeed<'info> {
     #[account(mut)]
     pub admin: Signer<'info>,
     #[account(mut, has_one = admin @ BackstopError::NotAdmin)]
-    pub exchange: Account<'info, Exchange>,
+    pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         init,
         payer = admin,
@@ -20,7 +20,7 @@ pub struct CreateOracleFeed<'info> {
         seeds = [ORACLE_SEED, exchange.key().as_ref(), &exchange.num_oracle_feeds.to_le_bytes()],
         bump
     )]
-    pub feed: Account<'info, OracleFeed>,
+    pub feed: Box<Account<'info, OracleFeed>>,
     pub system_program: Program<'info, System>,
 }
 
@@ -40,7 +40,7 @@ pub fn create_oracle_feed(
 ) -> Result<()> {
     validate_price(price, conf)?;
     require!(
-        expo.abs() <= MAX_ORACLE_EXPO,
+        expo.unsigned_abs() <= MAX_ORACLE_EXPO.unsigned_abs(),
         BackstopError::InvalidParameter
     );
     let clock = Clock::get()?;
@@ -69,7 +69,7 @@ pub fn create_oracle_feed(
 pub struct SetOraclePrice<'info> {
     pub authority: Signer<'info>,
     #[account(mut, has_one = authority @ BackstopError::NotOracleAuthority)]
-    pub feed: Account<'info, OracleFeed>,
+    pub feed: Box<Account<'info, OracleFeed>>,
 }
 
 /// Publishes a new price, stamped with the cluster clock.

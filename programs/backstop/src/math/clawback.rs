@@ -1,4 +1,4 @@
-//! Clawback allocation (DESIGN §5): weights, the round's rate and each account's charge.
+//! Clawback allocation (docs/DESIGN.md §6): weights, the round's rate and each account's charge.
 //!
 //! The rate is kept as an exact rational `num/den` — never a rounded decimal — so each
 //! charge is `min(⌈w · num / den⌉, cap)`, which depends only on the account's own weight
@@ -73,7 +73,7 @@ pub fn profit_weight(
                 p as u128
             } else {
                 let eq: u128 = cast(equity)?;
-                (p as u128).safe_add((p as u128).safe_mul(notional)? / eq)?
+                (p as u128).safe_add((p as u128).safe_mul(notional)?.safe_div(eq)?)?
             }
         }
     };
@@ -174,8 +174,8 @@ pub fn allocate(
         charges,
         collected,
         to_deficit,
-        to_insurance: collected - to_deficit,
-        remaining_deficit: deficit - to_deficit,
+        to_insurance: collected.safe_sub(to_deficit)?,
+        remaining_deficit: deficit.safe_sub(to_deficit)?,
     })
 }
 

@@ -1,7 +1,8 @@
-//! Account health: equity, initial and maintenance margin (DESIGN §3).
+//! Account health: equity, initial and maintenance margin (docs/DESIGN.md §4).
 
 use super::fixed::{bps_ceil, notional_ceil, value_floor};
 use super::safe::{cast, MathResult, SafeMath};
+use crate::constants::{BPS_DENOMINATOR, PRICE_PRECISION};
 
 /// One open position with the price it is marked at and its market's margin ratios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Health {
             .safe_sub(cast(self.initial_margin)?)
     }
 
-    /// Liquidatable iff equity < MM (DESIGN §3).
+    /// Liquidatable iff equity < MM (docs/DESIGN.md §4).
     pub fn is_liquidatable(&self) -> MathResult<bool> {
         Ok(self.open_positions > 0 && self.maintenance_health()? < 0)
     }
@@ -63,6 +64,21 @@ impl Health {
     pub fn meets_initial_margin(&self) -> MathResult<bool> {
         Ok(self.initial_health()? >= 0)
     }
+}
+
+/// An account is bankrupt when it holds no open position and capital + pnl < 0. Returns
+/// its shortfall S (the negative equity, written up to zero by `resolve_bankruptcy`)
+/// then, `None` otherwise. Needs no price: a flat account's equity is capital + pnl.
+pub fn bankruptcy_shortfall(
+    capital: u64,
+    pnl: i64,
+    has_open_positions: bool,
+) -> MathResult<Option<u64>> {
+    let equity = i128::from(capital).safe_add(i128::from(pnl))?;
+    if has_open_positions || equity >= 0 {
+        return Ok(None);
+    }
+    Ok(Some(cast(equity.unsigned_abs())?))
 }
 
 /// Health of an account with `capital`, settled `pnl` and the given marked positions.
@@ -99,11 +115,50 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
             .maintenance_margin
             .safe_add(bps_ceil(notional, p.maintenance_margin_bps)?)?;
         if p.base_qty != 0 {
-            h.open_positions += 1;
+            h.open_positions = h.open_positions.safe_add(1)?;
         }
     }
     Ok(h)
 }
+
+/// A fast screen: true when an account is certainly at or above maintenance margin,
+/// shown without a division. `positions` yields each open position's mark, or `None`
+/// when its market has no usable price (then the screen says nothing: false).
+///
+/// [`compute_health`] gives equity − MM = capital + pnl + Σ(⌊b·P/10⁹⌋ − basis)
+/// − Σ⌈⌈|b|·P/10⁹⌉·mm/10⁴⌉; each floor loses less than 1 atom and each margin term gains
+/// less than 2, so for k positions
+/// 10¹³·(equity − MM) ≥ 10¹³·(capital + pnl − Σbasis − 3k) + Σ 10⁴·b·P − Σ |b|·P·mm.
+/// When that bound is ≥ 0 the exact health (integer divisions, the keeper's per-tick
+/// cost) can be skipped; otherwise — or on an overflow — the exact function decides.
+pub fn clearly_above_maintenance(
+    capital: u64,
+    pnl: i64,
+    positions: impl IntoIterator<Item = Option<PositionMark>>,
+) -> bool {
+    let bound = || -> Option<i128> {
+        let mut base = i128::from(capital).checked_add(i128::from(pnl))?;
+        let mut scaled: i128 = 0;
+        for p in positions {
+            let p = p?;
+            let price = i128::from(p.price);
+            let b = i128::from(p.base_qty);
+            base = base.checked_sub(i128::from(p.quote_basis).checked_add(3)?)?;
+            scaled = scaled.checked_add(b.checked_mul(price)?.checked_mul(BPS_SCALE)?)?;
+            scaled = scaled.checked_sub(
+                b.checked_abs()?
+                    .checked_mul(price)?
+                    .checked_mul(i128::from(p.maintenance_margin_bps))?,
+            )?;
+        }
+        base.checked_mul(PRICE_PRECISION.checked_mul(BPS_SCALE)?)?
+            .checked_add(scaled)
+    };
+    bound().is_some_and(|v| v >= 0)
+}
+
+/// Basis points in one, as the screen's integer type.
+const BPS_SCALE: i128 = BPS_DENOMINATOR as i128;
 
 #[cfg(test)]
 mod tests {
@@ -168,6 +223,47 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+
+        /// The division-free screen never calls an account healthy that [`compute_health`]
+        /// puts below maintenance margin — including within an atom of the edge.
+        #[test]
+        fn screen_agrees_with_compute_health(
+            capital in 0u64..2_000_000_000_000,
+            pnl in -1_000_000_000_000i64..1_000_000_000_000,
+            base in -10_000_000_000i64..10_000_000_000,
+            entry in 1i64..1_000_000,
+            price in 1u64..10_000,
+            mm in 1u16..5_000,
+            pick_edge in proptest::bool::ANY,
+            offset in -1i128..=1,
+        ) {
+            let mark = PositionMark {
+                base_qty: base,
+                quote_basis: ((base as i128 * entry as i128) / 1_000) as i64,
+                price: price * PRICE_PRECISION as u64 / 1_000,
+                conf: 0,
+                initial_margin_bps: mm.saturating_mul(2),
+                maintenance_margin_bps: mm,
+            };
+            let marks: Vec<PositionMark> = if base == 0 { vec![] } else { vec![mark] };
+            let mut capital = capital;
+            if pick_edge {
+                // Move capital so the exact health lands at −1, 0 or +1 atom.
+                let mh = compute_health(capital, pnl, &marks).unwrap().maintenance_health().unwrap();
+                let target = (capital as i128 - mh + offset).max(0);
+                capital = u64::try_from(target).unwrap_or(capital);
+            }
+            let exact = compute_health(capital, pnl, &marks).unwrap().maintenance_health().unwrap();
+            if clearly_above_maintenance(capital, pnl, marks.iter().copied().map(Some)) {
+                prop_assert!(exact >= 0, "screen said healthy, exact health {}", exact);
+            }
+            // A missing price never passes the screen.
+            if !marks.is_empty() {
+                prop_assert!(!clearly_above_maintenance(capital, pnl, [None]));
+            }
+        }
+
         /// Equity is exact up to one atom per position, rounded down.
         #[test]
         fn equity_rounds_down_within_one_atom(

@@ -1,8 +1,9 @@
-//! Liquidation sizing and pricing (DESIGN §4.1).
+//! Liquidation sizing and pricing (docs/DESIGN.md §5.1).
 
 use super::fixed::{base_for_notional_ceil, bps_ceil, bps_floor, div_ceil_u128, notional_ceil};
 use super::health::Health;
 use super::safe::{cast, MathError, MathResult, SafeMath};
+use super::trade::taker_quote;
 use crate::constants::BPS_DENOMINATOR;
 
 /// Market and exchange parameters a liquidation uses.
@@ -22,7 +23,11 @@ pub struct LiquidationParams {
 pub fn liquidation_price(price: u64, fee_bps: u16, liquidatee_is_long: bool) -> MathResult<u64> {
     let d = BPS_DENOMINATOR as u128;
     if liquidatee_is_long {
-        cast((price as u128).safe_mul(d.safe_sub(fee_bps as u128)?)? / d)
+        cast(
+            (price as u128)
+                .safe_mul(d.safe_sub(fee_bps as u128)?)?
+                .safe_div(d)?,
+        )
     } else {
         cast(div_ceil_u128(
             (price as u128).safe_mul(d.safe_add(fee_bps as u128)?)?,
@@ -65,7 +70,7 @@ pub fn base_to_liquidate(
     }
     // Rounding slack: the closing fill's quote and the remaining position's value each
     // cost the liquidatee < 1 atom, and the remaining MM rounds up by < 1 atom (× B).
-    let need = gap.safe_add(2 * d)?.safe_add(b)?;
+    let need = gap.safe_add(d.safe_mul(2)?)?.safe_add(b)?;
     let per_notional = b
         .safe_mul(params.maintenance_margin_bps as i128)?
         .safe_sub(d.safe_mul(fee)?)?;
@@ -103,6 +108,93 @@ pub fn insurance_paid_fee(
     let fee = bps_floor(notional, fee_bps)?;
     let keeper_share_bps = (BPS_DENOMINATOR as u16).safe_sub(insurance_share_bps)?;
     cast(bps_floor(fee, keeper_share_bps)?)
+}
+
+/// The liquidatee's side of a closing fill of `base` atoms of a position that was long
+/// (`was_long`) at `price`: (base delta, quote delta). The liquidatee is the taker, so
+/// rounding goes against it; the liquidator's side is the exact opposite.
+pub fn liquidatee_fill(was_long: bool, base: u64, price: u64) -> MathResult<(i64, i64)> {
+    let b: i64 = cast(base)?;
+    let delta = if was_long { b.safe_mul(-1)? } else { b };
+    Ok((delta, taker_quote(delta, price)?))
+}
+
+/// Everything one liquidation of one position does, decided from the liquidatee's
+/// health and the market's oracle price. `liquidate` executes it; the keeper plans with
+/// it, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiquidationTerms {
+    /// Base atoms moved (absolute); 0 when the account is not below target.
+    pub base: u64,
+    pub liquidatee_was_long: bool,
+    /// The liquidatee's equity is positive: the liquidator takes the position at a
+    /// discount. Otherwise it moves at the oracle price and the insurance fund pays the
+    /// liquidator's fee.
+    pub discounted: bool,
+    /// Price of the takeover (fee-shifted when discounted).
+    pub price: u64,
+    /// The liquidatee's fill; the liquidator's is the opposite.
+    pub liquidatee_base_delta: i64,
+    pub liquidatee_quote_delta: i64,
+    /// Owed by the liquidator to the insurance fund (discounted liquidations).
+    pub insurance_fee: u64,
+    /// Owed by the insurance fund to the liquidator (equity ≤ 0), before it is capped
+    /// at the fund's balance.
+    pub insurance_paid_uncapped: u64,
+}
+
+/// The terms of liquidating at most `max_base` atoms of a position of `position_base`
+/// at oracle price `price`, for a liquidatee of `health`.
+pub fn liquidation_terms(
+    health: &Health,
+    position_base: i64,
+    price: u64,
+    params: &LiquidationParams,
+    max_base: u64,
+) -> MathResult<LiquidationTerms> {
+    let discounted = health.equity > 0;
+    let was_long = position_base > 0;
+    let base = base_to_liquidate(health, position_base, price, params, discounted, max_base)?;
+    terms_for_base(discounted, was_long, base, price, params)
+}
+
+/// The terms of moving exactly `base` atoms of a position (long if `was_long`) at oracle
+/// price `price`, discounted or not (see [`LiquidationTerms::discounted`]).
+pub fn terms_for_base(
+    discounted: bool,
+    was_long: bool,
+    base: u64,
+    price: u64,
+    params: &LiquidationParams,
+) -> MathResult<LiquidationTerms> {
+    let px = if discounted {
+        liquidation_price(price, params.liquidation_fee_bps, was_long)?
+    } else {
+        price
+    };
+    let (delta, quote) = liquidatee_fill(was_long, base, px)?;
+    let (insurance_fee, insurance_paid_uncapped) = if discounted {
+        let discount = discount_value(base, price, px)?;
+        (insurance_share(discount, params.insurance_share_bps)?, 0)
+    } else {
+        let paid = insurance_paid_fee(
+            base,
+            price,
+            params.liquidation_fee_bps,
+            params.insurance_share_bps,
+        )?;
+        (0, paid)
+    };
+    Ok(LiquidationTerms {
+        base,
+        liquidatee_was_long: was_long,
+        discounted,
+        price: px,
+        liquidatee_base_delta: delta,
+        liquidatee_quote_delta: quote,
+        insurance_fee,
+        insurance_paid_uncapped,
+    })
 }
 
 #[cfg(test)]

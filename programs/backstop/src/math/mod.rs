@@ -16,5 +16,6 @@ pub mod oracle_price;
 pub mod safe;
 pub mod trade;
 pub mod warmup;
+pub mod withdrawal;
 
 pub use safe::{MathError, MathResult};

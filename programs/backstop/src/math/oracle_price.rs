@@ -28,7 +28,7 @@ pub struct FixedPrice {
     pub conf: u64,
 }
 
-/// Checks sign, age and confidence (DESIGN §7): price > 0, `now − publish_time ≤
+/// Checks sign, age and confidence (docs/DESIGN.md §8): price > 0, `now − publish_time ≤
 /// max_age_secs`, `conf / price ≤ max_conf_bps`.
 pub fn check(
     raw: &RawPrice,
@@ -42,8 +42,9 @@ pub fn check(
     if now.saturating_sub(raw.publish_time) > max_age_secs as i64 {
         return Err(Rejection::Stale);
     }
-    let wide = (raw.conf as u128) * (BPS_DENOMINATOR as u128)
-        > (raw.price as u128) * (max_conf_bps as u128);
+    // u64 × 10⁴ and u63 × u16 both fit u128: the products are exact.
+    let wide = u128::from(raw.conf).saturating_mul(u128::from(BPS_DENOMINATOR))
+        > (raw.price as u128).saturating_mul(u128::from(max_conf_bps));
     if wide {
         return Err(Rejection::ConfidenceTooWide);
     }
@@ -54,10 +55,14 @@ pub fn check(
 /// `base_decimals` and whose collateral has `quote_decimals`. The price rounds down and
 /// the confidence up when precision is lost (both conservative for margin checks).
 pub fn to_fixed(raw: &RawPrice, quote_decimals: u8, base_decimals: u8) -> MathResult<FixedPrice> {
-    if raw.price <= 0 || raw.expo.abs() > MAX_ORACLE_EXPO {
+    if raw.price <= 0 || raw.expo.unsigned_abs() > MAX_ORACLE_EXPO.unsigned_abs() {
         return Err(MathError::InvalidInput);
     }
-    let shift = raw.expo + quote_decimals as i32 - base_decimals as i32 + PRICE_DECIMALS as i32;
+    let shift = raw
+        .expo
+        .safe_add(i32::from(quote_decimals))?
+        .safe_sub(i32::from(base_decimals))?
+        .safe_add(cast(PRICE_DECIMALS)?)?;
     let (price, conf) = if shift >= 0 {
         let m = 10u128
             .checked_pow(shift as u32)
@@ -68,9 +73,12 @@ pub fn to_fixed(raw: &RawPrice, quote_decimals: u8, base_decimals: u8) -> MathRe
         )
     } else {
         let d = 10u128
-            .checked_pow((-shift) as u32)
+            .checked_pow(shift.unsigned_abs())
             .ok_or(MathError::Overflow)?;
-        ((raw.price as u128) / d, (raw.conf as u128).div_ceil(d))
+        (
+            (raw.price as u128).safe_div(d)?,
+            (raw.conf as u128).div_ceil(d),
+        )
     };
     if price == 0 || price > MAX_PRICE as u128 {
         return Err(MathError::InvalidInput);

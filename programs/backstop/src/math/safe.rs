@@ -77,7 +77,14 @@ macro_rules! impl_safe_math {
         }
     )*};
 }
-impl_safe_math!(u16, u32, u64, u128, i64, i128);
+impl_safe_math!(u8, u16, u32, u64, u128, i32, i64, i128);
+
+/// −`amount` as a signed delta (a debit), failing with `Overflow` above `i64::MAX`.
+#[track_caller]
+#[inline]
+pub fn negative(amount: u64) -> MathResult<i64> {
+    0i64.safe_sub(cast(amount)?)
+}
 
 /// Converts between integer types, failing with `Overflow` when the value does not fit.
 #[track_caller]

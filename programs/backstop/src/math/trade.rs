@@ -1,6 +1,7 @@
 //! Trade settlement: quote amounts, fees, price band and risk direction.
 
 use super::fixed::{bps_ceil, div_ceil, notional_ceil};
+use super::health::Health;
 use super::safe::{cast, MathError, MathResult, SafeMath};
 use crate::constants::{BPS_DENOMINATOR, PRICE_PRECISION};
 
@@ -28,6 +29,36 @@ pub fn within_band(price: u64, oracle_price: u64, max_deviation_bps: u16) -> Mat
 /// The position after the fill reduces exposure: strictly smaller in size and not flipped.
 pub fn is_risk_reducing(before: i64, after: i64) -> bool {
     after.unsigned_abs() < before.unsigned_abs() && (after == 0 || (after > 0) == (before > 0))
+}
+
+/// Why one side of a trade is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SideRefusal {
+    /// Below initial margin afterwards without reducing its position in the market.
+    InitialMargin,
+    /// Reduces its position below initial margin but ends less healthy (maintenance).
+    HealthDecreased,
+}
+
+/// The rule for each side of a trade: it must meet initial margin afterwards, or reduce
+/// its position in the traded market (`base_before` → `base_after`) and end at least as
+/// healthy, by maintenance health, as it started. `Ok(None)`: allowed.
+pub fn check_side(
+    before: &Health,
+    after: &Health,
+    base_before: i64,
+    base_after: i64,
+) -> MathResult<Option<SideRefusal>> {
+    if after.meets_initial_margin()? {
+        return Ok(None);
+    }
+    if !is_risk_reducing(base_before, base_after) {
+        return Ok(Some(SideRefusal::InitialMargin));
+    }
+    if after.maintenance_health()? < before.maintenance_health()? {
+        return Ok(Some(SideRefusal::HealthDecreased));
+    }
+    Ok(None)
 }
 
 /// A position after a fill. When the base goes to zero the remaining basis is realized
@@ -136,7 +167,38 @@ mod tests {
         );
     }
 
+    fn health(equity: i128, conservative: i128, im: u128, mm: u128) -> Health {
+        Health {
+            equity,
+            equity_conservative: conservative,
+            initial_margin: im,
+            maintenance_margin: mm,
+            open_positions: 1,
+            ..Health::default()
+        }
+    }
+
     proptest! {
+        /// A side is allowed exactly when it meets initial margin afterwards, or reduces
+        /// its position without lowering its maintenance health.
+        #[test]
+        fn side_rule(
+            eq0 in -1_000_000i128..1_000_000, eq1 in -1_000_000i128..1_000_000,
+            haircut in 0i128..1_000, im in 0u128..500_000, mm in 0u128..500_000,
+            mm1 in 0u128..500_000, b0 in -1_000i64..1_000, b1 in -1_000i64..1_000,
+        ) {
+            let before = health(eq0, eq0 - haircut, im, mm);
+            let after = health(eq1, eq1 - haircut, im, mm1);
+            let r = check_side(&before, &after, b0, b1).unwrap();
+            let meets = eq1 - haircut >= im as i128;
+            let reducing = is_risk_reducing(b0, b1);
+            let healthier = eq1 - mm1 as i128 >= eq0 - mm as i128;
+            prop_assert_eq!(r.is_none(), meets || (reducing && healthier));
+            if !meets && !reducing {
+                prop_assert_eq!(r, Some(SideRefusal::InitialMargin));
+            }
+        }
+
         /// Σ quote deltas of both sides is zero and each side's rounding is under one atom.
         #[test]
         fn fills_are_zero_sum(q in -1_000_000_000_000i64..1_000_000_000_000, p in 1u64..1_000_000_000_000_000) {

@@ -1,4 +1,4 @@
-//! Positive-PnL warmup (DESIGN §4 "PnL warmup").
+//! Positive-PnL warmup (docs/DESIGN.md §6.9).
 //!
 //! Positive settled pnl vests linearly over `warmup_secs` before `settle_pnl` may turn it
 //! into capital. The schedule is re-based whenever the positive pnl changes for any reason
@@ -31,7 +31,11 @@ impl WarmupSchedule {
         let elapsed = now
             .saturating_sub(self.started_at)
             .clamp(0, warmup_secs as i64) as u128;
-        let linear: u64 = cast((self.base as u128).safe_mul(elapsed)? / warmup_secs as u128)?;
+        let linear: u64 = cast(
+            (self.base as u128)
+                .safe_mul(elapsed)?
+                .safe_div(u128::from(warmup_secs))?,
+        )?;
         let total = self.carry.safe_add(linear)?;
         Ok(total.saturating_sub(self.converted).min(positive_pnl))
     }

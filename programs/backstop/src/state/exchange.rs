@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 
 use crate::constants::*;
 use crate::error::BackstopError;
-use crate::math::clawback::{Basis, Policy, Rate};
+use crate::state::{Books, ClawbackPolicy, EpochState};
 
 /// Exchange-wide parameters (bounded by `validate`).
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
@@ -36,139 +36,6 @@ impl ExchangeParams {
     }
 }
 
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
-pub enum ClawbackPolicy {
-    ProfitProRata,
-    LeverageWeighted,
-}
-
-impl From<ClawbackPolicy> for Policy {
-    fn from(p: ClawbackPolicy) -> Self {
-        match p {
-            ClawbackPolicy::ProfitProRata => Policy::ProfitProRata,
-            ClawbackPolicy::LeverageWeighted => Policy::LeverageWeighted,
-        }
-    }
-}
-
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
-pub enum EpochPhase {
-    /// No deficit.
-    Normal,
-    /// Deficit > 0: positive pnl frozen, capital withdrawals limited, insurance locked.
-    BadDebt,
-    /// A round's first pass: `tally` records weights. Trades and new accounts paused.
-    Tallying,
-    /// A round's second pass: `clawback` charges each tallied account.
-    Applying,
-}
-
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
-pub enum ClawbackBasis {
-    Profit,
-    Capital,
-}
-
-impl From<Basis> for ClawbackBasis {
-    fn from(b: Basis) -> Self {
-        match b {
-            Basis::Profit => ClawbackBasis::Profit,
-            Basis::Capital => ClawbackBasis::Capital,
-        }
-    }
-}
-
-/// The bad-debt epoch state machine (DESIGN §5).
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
-pub struct EpochState {
-    pub phase: EpochPhase,
-    /// Id of the current bad-debt epoch (or of the next one while `Normal`).
-    pub epoch_id: u64,
-    pub epoch_opened_at: i64,
-    /// Global, never reused round counter: account tallies and receipts refer to it.
-    pub round_seq: u64,
-    /// Rounds run in the current epoch.
-    pub rounds_in_epoch: u32,
-    pub round_started_at: i64,
-    /// `begin_clawback` is refused before this time (cooldown after a round).
-    pub cooldown_until: i64,
-    /// Policy and cap frozen for the round at `begin_clawback`.
-    pub policy: ClawbackPolicy,
-    pub rate_cap_bps: u16,
-    /// Accounts that must be tallied before `finalize_tally` (= num_accounts at begin).
-    pub accounts_to_tally: u32,
-    pub tallied: u32,
-    pub profit_weight_total: u128,
-    pub profit_weighted_accounts: u32,
-    pub capital_weight_total: u128,
-    pub capital_weighted_accounts: u32,
-    /// Fixed at `finalize_tally`.
-    pub basis: ClawbackBasis,
-    pub deficit_at_finalize: u64,
-    pub rate_num: u128,
-    pub rate_den: u128,
-    pub to_apply: u32,
-    pub applied: u32,
-    /// Charged in this round, and the part of it that went to the insurance fund.
-    pub round_charged: u64,
-    pub round_to_insurance: u64,
-    /// Totals over the epoch.
-    pub epoch_deficit_opened: u64,
-    pub epoch_charged: u64,
-    pub epoch_covered: u64,
-}
-
-impl EpochState {
-    pub fn rate(&self) -> Rate {
-        Rate {
-            num: self.rate_num,
-            den: self.rate_den,
-        }
-    }
-
-    /// Whether a clawback round (Tallying or Applying) is in progress.
-    pub fn in_round(&self) -> bool {
-        matches!(self.phase, EpochPhase::Tallying | EpochPhase::Applying)
-    }
-
-    fn empty() -> Self {
-        EpochState {
-            phase: EpochPhase::Normal,
-            epoch_id: 1,
-            epoch_opened_at: 0,
-            round_seq: 0,
-            rounds_in_epoch: 0,
-            round_started_at: 0,
-            cooldown_until: 0,
-            policy: ClawbackPolicy::ProfitProRata,
-            rate_cap_bps: 0,
-            accounts_to_tally: 0,
-            tallied: 0,
-            profit_weight_total: 0,
-            profit_weighted_accounts: 0,
-            capital_weight_total: 0,
-            capital_weighted_accounts: 0,
-            basis: ClawbackBasis::Profit,
-            deficit_at_finalize: 0,
-            rate_num: 0,
-            rate_den: 1,
-            to_apply: 0,
-            applied: 0,
-            round_charged: 0,
-            round_to_insurance: 0,
-            epoch_deficit_opened: 0,
-            epoch_charged: 0,
-            epoch_covered: 0,
-        }
-    }
-}
-
-impl Default for EpochState {
-    fn default() -> Self {
-        Self::empty()
-    }
-}
-
 /// One exchange: collateral mint, vaults, parameters, aggregates and the epoch machine.
 #[account]
 #[derive(InitSpace, Debug)]
@@ -188,19 +55,8 @@ pub struct Exchange {
     pub num_accounts: u32,
     pub num_markets: u16,
     pub num_oracle_feeds: u16,
-    /// Σ capital over all margin accounts.
-    pub total_capital: u128,
-    /// Σ pnl over all margin accounts.
-    pub total_pnl: i128,
-    /// Σ quote_basis over all positions.
-    pub total_basis: i128,
-    /// Vault balance the books expect (the vault's token amount may only exceed it by
-    /// direct donations, which `sweep_surplus` books into the insurance fund).
-    pub vault_balance: u64,
-    /// Insurance fund balance (I3).
-    pub insurance_balance: u64,
-    /// Loss not yet covered by insurance or clawback.
-    pub deficit: u64,
+    /// Σ capital, Σ pnl, Σ basis, both vault balances and the deficit (I1, I3).
+    pub books: Books,
     pub epoch: EpochState,
     /// Capital withdrawn during bad-debt epoch `withdrawn_epoch` (all accounts). A
     /// capital-basis round weighs capital + what was withdrawn during the epoch, so

@@ -2,8 +2,10 @@ use anchor_lang::prelude::*;
 
 use crate::constants::MAX_POSITIONS;
 use crate::error::BackstopError;
-use crate::math::safe::{cast, SafeMath};
+use crate::math::health::bankruptcy_shortfall;
+use crate::math::safe::{cast, negative, SafeMath};
 use crate::math::warmup::WarmupSchedule;
+use crate::state::Books;
 
 #[derive(
     AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
@@ -143,8 +145,21 @@ impl MarginAccount {
         Ok(&mut self.positions[idx])
     }
 
+    /// Signed base atoms held in `market_index` (0 when flat).
+    pub fn base_in(&self, market_index: u16) -> i64 {
+        self.position(market_index).map_or(0, |p| p.base_qty)
+    }
+
     pub fn has_open_positions(&self) -> bool {
         self.positions.iter().any(|p| p.active)
+    }
+
+    /// Flat with capital + pnl < 0 (see `math::health::bankruptcy_shortfall`).
+    pub fn is_bankrupt(&self) -> bool {
+        matches!(
+            bankruptcy_shortfall(self.capital, self.pnl, self.has_open_positions()),
+            Ok(Some(_))
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -159,92 +174,76 @@ impl MarginAccount {
         }
     }
 
-    /// Adds `delta` to settled pnl, keeping the warmup schedule and the exchange's Σ pnl in
+    /// Adds `delta` to settled pnl, keeping the warmup schedule and the books' Σ pnl in
     /// step. Every pnl change goes through here.
-    pub fn add_pnl(
-        &mut self,
-        delta: i64,
-        total_pnl: &mut i128,
-        now: i64,
-        warmup_secs: u32,
-    ) -> Result<()> {
+    pub fn add_pnl(&mut self, delta: i64, books: &mut Books, clock: PnlClock) -> Result<()> {
         if delta == 0 {
             return Ok(());
         }
         let before = self.positive_pnl();
-        self.pnl = self.pnl.safe_add(delta)?;
-        *total_pnl = total_pnl.safe_add(delta as i128)?;
+        let pnl = self.pnl.safe_add(delta)?;
+        let total_pnl = books.total_pnl.safe_add(i128::from(delta))?;
+        let after = if pnl > 0 { pnl.unsigned_abs() } else { 0 };
         let mut w: WarmupSchedule = self.warmup.into();
-        w.rebase(before, self.positive_pnl(), now, warmup_secs)?;
+        w.rebase(before, after, clock.now, clock.warmup_secs)?;
+        self.pnl = pnl;
+        books.total_pnl = total_pnl;
         self.warmup = w.into();
         Ok(())
     }
 
-    pub fn add_capital(&mut self, delta: i64, total_capital: &mut u128) -> Result<()> {
+    /// Adds `delta` to capital and the books' Σ capital; refuses to go below zero.
+    pub fn add_capital(&mut self, delta: i64, books: &mut Books) -> Result<()> {
+        let d = delta.unsigned_abs();
         if delta >= 0 {
-            self.capital = self.capital.safe_add(delta as u64)?;
-            *total_capital = total_capital.safe_add(delta as u128)?;
+            let capital = self.capital.safe_add(d)?;
+            books.total_capital = books.total_capital.safe_add(u128::from(d))?;
+            self.capital = capital;
         } else {
-            let d = delta.unsigned_abs();
             require!(self.capital >= d, BackstopError::InsufficientCapital);
-            self.capital -= d;
-            *total_capital = total_capital.safe_sub(d as u128)?;
+            let total = books.total_capital.safe_sub(u128::from(d))?;
+            self.capital = self.capital.safe_sub(d)?;
+            books.total_capital = total;
         }
         Ok(())
     }
 
-    /// Applies a fill of (`base_delta`, `quote_delta`) in `market_index`, updating the
-    /// exchange's Σ basis / Σ pnl and the market's open interest. Frees the slot and
-    /// realizes the basis into pnl when the position goes flat.
-    #[allow(clippy::too_many_arguments)]
-    pub fn apply_fill(
-        &mut self,
-        market_index: u16,
-        base_delta: i64,
-        quote_delta: i64,
-        total_basis: &mut i128,
-        total_pnl: &mut i128,
-        long_oi: &mut u64,
-        short_oi: &mut u64,
-        now: i64,
-        warmup_secs: u32,
-    ) -> Result<()> {
-        use crate::math::trade;
-        let slot = self.position_slot(market_index)?;
-        let (old_base, old_basis) = (slot.base_qty, slot.quote_basis);
-        let r = trade::apply_fill(old_base, old_basis, base_delta, quote_delta)?;
-        *long_oi = long_oi
-            .safe_sub(trade::long_oi(old_base))?
-            .safe_add(trade::long_oi(r.base_qty))?;
-        *short_oi = short_oi
-            .safe_sub(trade::short_oi(old_base))?
-            .safe_add(trade::short_oi(r.base_qty))?;
-        *total_basis = total_basis
-            .safe_sub(old_basis as i128)?
-            .safe_add(r.quote_basis as i128)?;
-        slot.base_qty = r.base_qty;
-        slot.quote_basis = r.quote_basis;
-        if r.base_qty == 0 {
-            *slot = Position::default();
-        }
-        self.add_pnl(r.realized, total_pnl, now, warmup_secs)
-    }
-
     /// Realizes negative pnl against capital ("losses are never delayed"): moves
     /// min(−pnl, capital) from capital to pnl. Returns the amount moved.
-    pub fn absorb_losses(
-        &mut self,
-        total_capital: &mut u128,
-        total_pnl: &mut i128,
-        now: i64,
-        warmup_secs: u32,
-    ) -> Result<u64> {
+    pub fn absorb_losses(&mut self, books: &mut Books, clock: PnlClock) -> Result<u64> {
         if self.pnl >= 0 {
             return Ok(0);
         }
         let loss = self.pnl.unsigned_abs().min(self.capital);
-        self.add_capital(-cast::<u64, i64>(loss)?, total_capital)?;
-        self.add_pnl(cast(loss)?, total_pnl, now, warmup_secs)?;
+        self.add_capital(negative(loss)?, books)?;
+        self.add_pnl(cast(loss)?, books, clock)?;
         Ok(loss)
     }
+
+    /// Converts the vested part of positive pnl into capital (the caller decides when
+    /// conversion is allowed: only while no deficit is open). Returns the amount.
+    pub fn convert_vested(&mut self, books: &mut Books, clock: PnlClock) -> Result<u64> {
+        let mut w: WarmupSchedule = self.warmup.into();
+        let converted = w.vested(self.positive_pnl(), clock.now, clock.warmup_secs)?;
+        if converted == 0 {
+            return Ok(0);
+        }
+        w.convert(converted)?;
+        let delta: i64 = cast(converted)?;
+        // Conversion moves value between pnl and capital without re-basing the schedule.
+        self.pnl = self.pnl.safe_sub(delta)?;
+        books.total_pnl = books.total_pnl.safe_sub(i128::from(delta))?;
+        self.add_capital(delta, books)?;
+        self.warmup = w.into();
+        Ok(converted)
+    }
+}
+
+/// The time and warmup period every pnl change is booked with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PnlClock {
+    /// Cluster unix time.
+    pub now: i64,
+    /// The exchange's `pnl_warmup_secs`.
+    pub warmup_secs: u32,
 }

@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 
 use crate::constants::*;
 use crate::error::BackstopError;
+use crate::math::liquidation::LiquidationParams;
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
 pub enum OracleKind {
@@ -48,6 +49,18 @@ impl MarketParams {
         }
         require!(ok, BackstopError::InvalidParameter);
         Ok(())
+    }
+}
+
+impl MarketParams {
+    /// The parameters a liquidation in this market uses, with the exchange's buffer.
+    pub fn liquidation_params(&self, buffer_bps: u16) -> LiquidationParams {
+        LiquidationParams {
+            maintenance_margin_bps: self.maintenance_margin_bps,
+            liquidation_fee_bps: self.liquidation_fee_bps,
+            buffer_bps,
+            insurance_share_bps: self.insurance_share_bps,
+        }
     }
 }
 
