@@ -2,6 +2,7 @@
 //! settlement, and read-only views of accounts (positions, equity, margins, liquidation
 //! prices, clawback receipts) and of the exchange.
 
+mod admin;
 mod render;
 
 use std::process::ExitCode;
@@ -106,6 +107,10 @@ enum Cmd {
     /// Exchange views.
     #[command(subcommand)]
     Exchange(ExchangeCmd),
+    /// The admin's bounded powers: queue, apply and cancel parameter changes and
+    /// insurance withdrawals, pause, hand over the admin key.
+    #[command(subcommand)]
+    Admin(admin::AdminCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -210,7 +215,12 @@ fn hint_for(name: &str) -> Option<&'static str> {
         "BadDebtWithdrawalLimit" => "a bad-debt epoch is open: withdrawals are limited until its clawback round completes",
         "PriceOutsideBand" => "the trade price must be within the market's band around the oracle price (`backstop exchange show`)",
         "OracleStale" | "OracleConfidenceTooWide" | "OracleNonPositivePrice" => "the market's oracle price is not usable right now; retry after the next oracle update",
-        "Paused" | "MarketPaused" => "the exchange admin paused this operation; check `backstop exchange show`",
+        "Paused" | "MarketPaused" => "the exchange or market is paused: only trades that reduce both positions go through (deposits and withdrawals stay open); check `backstop exchange show`",
+        "TimelockPending" => "the admin delay has not passed; `backstop exchange show` lists each queued change with its ready time",
+        "WaitsForNormal" => "queued changes apply only while no bad-debt epoch is open; retry when `backstop exchange show` says Normal",
+        "StepTooLarge" => "each change may move a rate by one step at most: queue a smaller change, then the next",
+        "ChangeAlreadyQueued" => "a change of this kind is already queued: apply or cancel it first",
+        "BankruptcyPending" => "a bankrupt account is unresolved: the keeper (or anyone) must resolve it first",
         "WrongEpochPhase" => "a clawback round is running; retry when `backstop exchange show` says the phase is Normal or BadDebt",
         "AccountNotInitialized" => "the margin account does not exist: create it with `backstop account create` (each party of a trade needs one)",
         "AccountNotEmpty" => "close positions and withdraw everything before closing the account",
@@ -240,7 +250,7 @@ fn resolve_exchange(given: Option<Pubkey>) -> Result<Pubkey> {
     }
 }
 
-struct Ctx {
+pub(crate) struct Ctx {
     rpc: RpcClient,
     exchange: Pubkey,
     keypair: String,
@@ -313,6 +323,7 @@ fn run(cli: Cli) -> Result<Value> {
         Cmd::Cosign { transaction } => cosign(&ctx, &transaction),
         Cmd::Settle => settle(&ctx),
         Cmd::Exchange(ExchangeCmd::Show) => exchange_show(&ctx),
+        Cmd::Admin(cmd) => admin::run(&ctx, cmd),
     }
 }
 

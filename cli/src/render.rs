@@ -264,9 +264,44 @@ pub fn exchange_view(snap: &ExchangeSnapshot) -> Value {
             })
         })
         .collect();
+    let mut queued: Vec<Value> = vec![];
+    if ex.queued_params.active {
+        let q = &ex.queued_params;
+        queued.push(json!({
+            "what": "exchange parameters",
+            "from": format!("{:?}", ex.params),
+            "to": format!("{:?}", q.params),
+            "ready_at": q.ready_at,
+        }));
+    }
+    if ex.queued_withdrawal.active {
+        let q = &ex.queued_withdrawal;
+        queued.push(json!({
+            "what": "insurance withdrawal",
+            "amount": q.amount,
+            "to": q.destination.to_string(),
+            "ready_at": q.ready_at,
+        }));
+    }
+    for m in &snap.markets {
+        let q = &m.market.queued_params;
+        if q.active {
+            queued.push(json!({
+                "what": format!("{} parameters", m.name()),
+                "from": format!("{:?}", m.market.params),
+                "to": format!("{:?}", q.params),
+                "ready_at": q.ready_at,
+            }));
+        }
+    }
     json!({
         "exchange": snap.address.to_string(),
         "admin": ex.admin.to_string(),
+        "pending_admin": (ex.pending_admin != Pubkey::default()).then(|| ex.pending_admin.to_string()),
+        "admin_delay_secs": ex.params.admin_delay_secs,
+        "max_pause_secs": ex.params.max_pause_secs,
+        "queued_changes": queued,
+        "unresolved_bankruptcies": ex.unresolved_bankruptcies,
         "collateral_mint": ex.collateral_mint.to_string(),
         "decimals": d,
         "paused": ex.paused,
@@ -293,6 +328,7 @@ pub fn exchange_view(snap: &ExchangeSnapshot) -> Value {
             "round_cooldown_secs": ex.params.round_cooldown_secs,
             "clawback_rate_cap_bps": ex.params.clawback_rate_cap_bps,
             "clawback_policy": format!("{:?}", ex.params.clawback_policy),
+            "liquidation_buffer_bps": ex.params.liquidation_buffer_bps,
         },
         "markets": markets,
         "cluster_time": snap.now,
@@ -343,10 +379,46 @@ pub fn exchange_text(v: &Value) -> String {
         s(&p["round_cooldown_secs"]),
         s(&p["pnl_warmup_secs"]),
     );
+    let delay = v["admin_delay_secs"].as_u64().unwrap_or(0);
+    if delay == 0 {
+        let _ = writeln!(
+            o,
+            "  admin delay        0 s — ZERO: parameter changes and insurance withdrawals apply at once (fine on a localnet, never on a real cluster)"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "  admin delay        {delay} s (changes wait this long after they are queued)"
+        );
+    }
+    if let Some(p) = v["pending_admin"].as_str() {
+        let _ = writeln!(o, "  proposed admin     {p} (takes over when it accepts)");
+    }
+    for q in v["queued_changes"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  QUEUED             {}: {} → {} (applicable from unix {})",
+            s(&q["what"]),
+            if q["from"].is_null() {
+                amt(&q["amount"], d)
+            } else {
+                s(&q["from"])
+            },
+            s(&q["to"]),
+            s(&q["ready_at"])
+        );
+    }
+    if v["unresolved_bankruptcies"].as_u64().unwrap_or(0) != 0 {
+        let _ = writeln!(
+            o,
+            "  unresolved bankruptcies {}",
+            s(&v["unresolved_bankruptcies"])
+        );
+    }
     if v["paused"].as_u64().unwrap_or(0) != 0 {
         let _ = writeln!(
             o,
-            "  PAUSED             flags {:#04x}",
+            "  PAUSED             flags {:#04x} (1: reduce-only trading, 2: no new accounts)",
             v["paused"].as_u64().unwrap_or(0)
         );
     }
@@ -357,7 +429,7 @@ pub fn exchange_text(v: &Value) -> String {
     );
     for m in v["markets"].as_array().into_iter().flatten() {
         let status = if m["paused"].as_bool() == Some(true) {
-            "paused".to_string()
+            "paused (reduce-only)".to_string()
         } else if let Some(p) = m["oracle_problem"].as_str() {
             p.to_string()
         } else {

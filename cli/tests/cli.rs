@@ -278,6 +278,55 @@ fn happy_paths(cli: &Cli) {
     // Redeposit for the refusal scenarios.
     cli.ok(0, &["deposit", "100"]);
     check_conservation(&rpc, &net.report.exchange).unwrap();
+
+    // The admin's bounded powers: the localnet's zero delay is shown; a change is queued
+    // by the admin, listed, and applied by anyone; a stranger cannot queue; a jump
+    // beyond one step is refused by name.
+    let admin = cli.dir.join("admin.json").display().to_string();
+    let text = cli.ok(0, &["exchange", "show"]).stdout;
+    assert!(text.contains("ZERO"), "{text}");
+    let r = cli.run(
+        &admin,
+        &[
+            "admin",
+            "queue-market-params",
+            "--market",
+            "SOL-PERP",
+            "--oracle-max-conf-bps",
+            "250",
+        ],
+    );
+    assert!(r.ok, "{}\n{}", r.stdout, r.stderr);
+    let ex = cli.ok(0, &["--output", "json", "exchange", "show"]).json();
+    assert_eq!(ex["queued_changes"].as_array().unwrap().len(), 1, "{ex}");
+    cli.ok(1, &["admin", "apply-market-params", "--market", "SOL-PERP"]);
+    let ex = cli.ok(0, &["--output", "json", "exchange", "show"]).json();
+    assert!(ex["queued_changes"].as_array().unwrap().is_empty(), "{ex}");
+    let k0 = cli.keypair(0);
+    let e = cli.refused(
+        &k0,
+        &[
+            "admin",
+            "queue-market-params",
+            "--market",
+            "SOL-PERP",
+            "--taker-fee-bps",
+            "11",
+        ],
+    );
+    assert!(e.contains("NotAdmin"), "{e}");
+    let r = cli.run(
+        &admin,
+        &[
+            "admin",
+            "queue-market-params",
+            "--market",
+            "SOL-PERP",
+            "--initial-margin-bps",
+            "3000",
+        ],
+    );
+    assert!(!r.ok && r.stderr.contains("StepTooLarge"), "{}", r.stderr);
 }
 
 fn bad_input_fails_clearly_and_changes_nothing(cli: &Cli) {

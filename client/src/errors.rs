@@ -79,6 +79,14 @@ const BACKSTOP: &[BackstopError] = {
         MathDivisionByZero,
         MathInvalidInput,
         BatchTooLarge,
+        ChangeAlreadyQueued,
+        NothingQueued,
+        TimelockPending,
+        WaitsForNormal,
+        StepTooLarge,
+        BankruptcyPending,
+        NotPendingAdmin,
+        WrongDestination,
     ]
 };
 

@@ -126,11 +126,48 @@ pub fn set_paused(admin: &Pubkey, exchange: &Pubkey, flags: u8) -> Instruction {
     )
 }
 
+/// Queues new market parameters (applied by [`apply_market_params`] after the delay).
 pub fn update_market_params(
     admin: &Pubkey,
     exchange: &Pubkey,
     market: &Pubkey,
     params: MarketParams,
+) -> Instruction {
+    build(
+        acc::UpdateMarket {
+            admin: *admin,
+            exchange: *exchange,
+            market: *market,
+        },
+        data::UpdateMarketParams { params },
+    )
+}
+
+pub fn apply_market_params(exchange: &Pubkey, market: &Pubkey) -> Instruction {
+    build(
+        acc::ApplyMarket {
+            exchange: *exchange,
+            market: *market,
+        },
+        data::ApplyMarketParams {},
+    )
+}
+
+pub fn cancel_market_params(admin: &Pubkey, exchange: &Pubkey, market: &Pubkey) -> Instruction {
+    build(
+        acc::UpdateMarket {
+            admin: *admin,
+            exchange: *exchange,
+            market: *market,
+        },
+        data::CancelMarketParams {},
+    )
+}
+
+pub fn set_market_paused(
+    admin: &Pubkey,
+    exchange: &Pubkey,
+    market: &Pubkey,
     paused: bool,
 ) -> Instruction {
     build(
@@ -139,7 +176,48 @@ pub fn update_market_params(
             exchange: *exchange,
             market: *market,
         },
-        data::UpdateMarketParams { params, paused },
+        data::SetMarketPaused { paused },
+    )
+}
+
+pub fn apply_exchange_params(exchange: &Pubkey) -> Instruction {
+    build(
+        acc::ApplyExchange {
+            exchange: *exchange,
+        },
+        data::ApplyExchangeParams {},
+    )
+}
+
+pub fn cancel_exchange_params(admin: &Pubkey, exchange: &Pubkey) -> Instruction {
+    build(
+        acc::UpdateExchange {
+            admin: *admin,
+            exchange: *exchange,
+        },
+        data::CancelExchangeParams {},
+    )
+}
+
+pub fn propose_admin(admin: &Pubkey, exchange: &Pubkey, new_admin: &Pubkey) -> Instruction {
+    build(
+        acc::UpdateExchange {
+            admin: *admin,
+            exchange: *exchange,
+        },
+        data::ProposeAdmin {
+            new_admin: *new_admin,
+        },
+    )
+}
+
+pub fn accept_admin(new_admin: &Pubkey, exchange: &Pubkey) -> Instruction {
+    build(
+        acc::AcceptAdmin {
+            new_admin: *new_admin,
+            exchange: *exchange,
+        },
+        data::AcceptAdmin {},
     )
 }
 
@@ -323,6 +401,30 @@ pub fn withdraw_insurance(
             token_program: TOKEN_PROGRAM_ID,
         },
         data::WithdrawInsurance { amount },
+    )
+}
+
+/// Pays out the queued insurance withdrawal (anyone, once due).
+pub fn apply_insurance_withdrawal(k: &ExchangeKeys, destination: &Pubkey) -> Instruction {
+    build(
+        acc::ApplyInsuranceWithdrawal {
+            exchange: k.exchange,
+            vault: k.vault,
+            insurance_vault: k.insurance_vault,
+            destination: *destination,
+            token_program: TOKEN_PROGRAM_ID,
+        },
+        data::ApplyInsuranceWithdrawal {},
+    )
+}
+
+pub fn cancel_insurance_withdrawal(admin: &Pubkey, exchange: &Pubkey) -> Instruction {
+    build(
+        acc::UpdateExchange {
+            admin: *admin,
+            exchange: *exchange,
+        },
+        data::CancelInsuranceWithdrawal {},
     )
 }
 

@@ -66,6 +66,9 @@ round_cooldown_secs = 0
 clawback_rate_cap_bps = 10000
 clawback_policy = "profit_pro_rata"
 liquidation_buffer_bps = 1000
+# zero admin delay: a localnet demo (real clusters: days)
+admin_delay_secs = 0
+max_pause_secs = 0
 [[markets]]
 name = "PERP"
 base_decimals = 6

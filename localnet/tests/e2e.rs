@@ -186,6 +186,25 @@ fn deposit_trade_price_move_settle_withdraw_over_json_rpc(net: &Localnet, cfg: &
         "{:?}",
         again.steps
     );
+
+    // A changed config goes through the admin timelock like any change: with the
+    // localnet's zero delay it is queued and applied in one transaction; a change beyond
+    // one step is refused by name.
+    let mut changed = Config::load(&cfg.deploy_config).unwrap();
+    changed.exchange.params.pnl_warmup_secs = 60;
+    changed.markets[0].params.taker_fee_bps += 1;
+    let report = deploy(&rpc, &net.admin, &net.mint, &changed).unwrap();
+    assert!(report.changed, "{:?}", report.steps);
+    let x = backstop_client::decode::exchange(&rpc.get_account_data(&ex).unwrap()).unwrap();
+    assert_eq!(x.params.pnl_warmup_secs, 60);
+    assert!(!x.queued_params.active);
+    let m =
+        backstop_client::decode::market(&rpc.get_account_data(&net.report.markets[0].1).unwrap())
+            .unwrap();
+    assert_eq!(m.params, changed.markets[0].params.to_params());
+    changed.markets[0].params.initial_margin_bps += 5_000;
+    let err = deploy(&rpc, &net.admin, &net.mint, &changed).unwrap_err();
+    assert!(format!("{err:#}").contains("StepTooLarge"), "{err:#}");
 }
 
 fn program_errors_come_back_decoded_and_change_nothing(net: &Localnet) {

@@ -37,6 +37,9 @@ pub struct ExchangeParamsConfig {
     pub clawback_rate_cap_bps: u16,
     pub clawback_policy: String,
     pub liquidation_buffer_bps: u16,
+    /// Required, so a config always states it: 0 makes every admin change immediate.
+    pub admin_delay_secs: u32,
+    pub max_pause_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +85,8 @@ impl ExchangeParamsConfig {
             clawback_rate_cap_bps: self.clawback_rate_cap_bps,
             clawback_policy,
             liquidation_buffer_bps: self.liquidation_buffer_bps,
+            admin_delay_secs: self.admin_delay_secs,
+            max_pause_secs: self.max_pause_secs,
         })
     }
 }
@@ -150,9 +155,35 @@ pub fn deploy(rpc: &RpcClient, admin: &Keypair, mint: &Pubkey, cfg: &Config) -> 
                 );
             }
             if ex.params != params {
-                report.steps.push(format!(
-                    "exchange {exchange}: exists; its parameters differ from the config (left unchanged — use update_exchange_params)"
-                ));
+                // The config goes through the same timelock as any admin change.
+                let queued = ex.queued_params;
+                let step = if queued.active && queued.params != params {
+                    bail!("exchange {exchange}: a different parameter change is queued; cancel it first (`backstop admin cancel-exchange-params`)")
+                } else if queued.active {
+                    vec![ix::apply_exchange_params(&exchange)]
+                } else {
+                    let mut ixs = vec![ix::update_exchange_params(&admin_key, &exchange, params)];
+                    if ex.params.admin_delay_secs == 0 {
+                        ixs.push(ix::apply_exchange_params(&exchange));
+                    }
+                    ixs
+                };
+                let applies = step.len() == 2 || queued.active;
+                match send(rpc, admin, &[], &step) {
+                    Ok(_) if applies => report.steps.push(format!(
+                        "exchange {exchange}: parameters updated from the config"
+                    )),
+                    Ok(_) => report.steps.push(format!(
+                        "exchange {exchange}: parameter change queued; it applies after {} s (re-run deploy, or `backstop admin apply-exchange-params`)",
+                        ex.params.admin_delay_secs
+                    )),
+                    Err(e) if queued.active => report.steps.push(format!(
+                        "exchange {exchange}: parameter change queued, not applicable yet (ready at unix {}): {e}",
+                        queued.ready_at
+                    )),
+                    Err(e) => bail!("update_exchange_params: {e}"),
+                }
+                report.changed = true;
             } else {
                 report
                     .steps
@@ -225,11 +256,51 @@ pub fn deploy(rpc: &RpcClient, admin: &Keypair, mint: &Pubkey, cfg: &Config) -> 
                 (key, OracleKind::PythPull, bytes)
             }
         };
-        if rpc.get_account(&market).is_ok() {
-            report.steps.push(format!(
-                "market {index} {} ({market}): exists, unchanged",
-                m.name
-            ));
+        if let Ok(acc) = rpc.get_account(&market) {
+            let current = decode::market(&acc.data)
+                .with_context(|| format!("market {index} holds something else"))?;
+            let want = m.params.to_params();
+            if current.params == want {
+                report.steps.push(format!(
+                    "market {index} {} ({market}): exists, unchanged",
+                    m.name
+                ));
+            } else {
+                // Through the same timelock as any admin change.
+                let ex = decode::exchange(&rpc.get_account(&exchange)?.data)?;
+                let queued = current.queued_params;
+                let ixs = if queued.active && queued.params != want {
+                    bail!("market {}: a different parameter change is queued; cancel it first (`backstop admin cancel-market-params --market {}`)", m.name, m.name)
+                } else if queued.active {
+                    vec![ix::apply_market_params(&exchange, &market)]
+                } else if ex.params.admin_delay_secs == 0 {
+                    vec![
+                        ix::update_market_params(&admin_key, &exchange, &market, want),
+                        ix::apply_market_params(&exchange, &market),
+                    ]
+                } else {
+                    vec![ix::update_market_params(
+                        &admin_key, &exchange, &market, want,
+                    )]
+                };
+                let applies = ixs.len() == 2 || queued.active;
+                match send(rpc, admin, &[], &ixs) {
+                    Ok(_) if applies => report.steps.push(format!(
+                        "market {index} {}: parameters updated from the config",
+                        m.name
+                    )),
+                    Ok(_) => report.steps.push(format!(
+                        "market {index} {}: parameter change queued; it applies after {} s (re-run deploy)",
+                        m.name, ex.params.admin_delay_secs
+                    )),
+                    Err(e) if queued.active => report.steps.push(format!(
+                        "market {index} {}: parameter change queued, not applicable yet (ready at unix {}): {e}",
+                        m.name, queued.ready_at
+                    )),
+                    Err(e) => bail!("update_market_params {}: {e}", m.name),
+                }
+                report.changed = true;
+            }
         } else {
             let mut name = [0u8; 16];
             let b = m.name.as_bytes();

@@ -45,6 +45,8 @@ pub fn default_exchange_params() -> ExchangeParams {
         clawback_rate_cap_bps: 10_000,
         clawback_policy: ClawbackPolicy::ProfitProRata,
         liquidation_buffer_bps: 1_000,
+        admin_delay_secs: 0,
+        max_pause_secs: 0,
     }
 }
 
@@ -928,5 +930,35 @@ impl TestExchange {
         .unwrap();
         self.exact_vaults = false;
         self.send_raw(&[ix], &[&from.key]).expect("donation");
+    }
+}
+
+/// The accounts of [`TestExchange::open_bad_debt`].
+pub struct BadDebt {
+    pub loser: User,
+    pub winner: User,
+    pub keeper: User,
+}
+
+impl TestExchange {
+    /// A bad-debt epoch: loser L (1,100) long 100 at $100 from winner W (10,000); an
+    /// insurance fund of 100; at $85 keeper K liquidates L, who is bankrupt beyond the
+    /// fund, and L is resolved.
+    pub fn open_bad_debt(&mut self) -> BadDebt {
+        let donor = self.user(100 * USDC);
+        self.contribute_insurance(&donor, 100 * USDC).unwrap();
+        let loser = self.funded_user(1_100 * USDC);
+        let winner = self.funded_user(10_000 * USDC);
+        let keeper = self.funded_user(100_000 * USDC);
+        self.trade(&loser, &winner, 0, 100 * BASE, 100.0).unwrap();
+        self.set_price(0, 85.0);
+        self.liquidate(&keeper, &loser.margin, 0, u64::MAX).unwrap();
+        self.resolve_bankruptcy(&loser.margin).unwrap();
+        assert_eq!(self.exchange().epoch.phase, EpochPhase::BadDebt);
+        BadDebt {
+            loser,
+            winner,
+            keeper,
+        }
     }
 }

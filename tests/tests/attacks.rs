@@ -285,13 +285,7 @@ fn normal_cases(w: &World) -> Vec<Case> {
         ),
         case(
             "update_market_params",
-            ix::update_market_params(
-                &admin.pubkey(),
-                &ex,
-                &m1.pubkey,
-                default_market_params(),
-                false,
-            ),
+            ix::update_market_params(&admin.pubkey(), &ex, &m1.pubkey, default_market_params()),
             &[&admin],
         ),
         case(

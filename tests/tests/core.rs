@@ -94,15 +94,18 @@ fn admin_updates_exchange_params_and_pause_flags() {
     let exk = ex.exchange_key();
     let p = ExchangeParams {
         pnl_warmup_secs: 3_600,
-        clawback_rate_cap_bps: 2_500,
+        clawback_rate_cap_bps: 7_500, // one step (25 points) down from 100%
         clawback_policy: backstop::state::ClawbackPolicy::LeverageWeighted,
         ..default_exchange_params()
     };
+    // Queued, then applied by anyone (the test exchange has a zero admin delay).
     ex.send(
         &[ix::update_exchange_params(&admin.pubkey(), &exk, p)],
         &[&admin],
     )
     .unwrap();
+    assert_eq!(ex.exchange().params, default_exchange_params());
+    ex.send(&[ix::apply_exchange_params(&exk)], &[]).unwrap();
     assert_eq!(ex.exchange().params, p);
     ex.send(
         &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_ALL)],
@@ -140,7 +143,6 @@ fn admin_instructions_require_the_admin() {
             &exk,
             &m.pubkey,
             default_market_params(),
-            true,
         )],
         &[&mallory.key],
     );
@@ -222,24 +224,21 @@ fn market_params_are_bounded() {
                 &exk,
                 &m.pubkey,
                 p,
-                false,
             )],
             &[&admin],
         );
         assert_backstop_err(r, E::InvalidParameter);
     }
     let ok = MarketParams {
-        initial_margin_bps: 2_000,
+        initial_margin_bps: 1_500,
         ..d
     };
     ex.send(
-        &[ix::update_market_params(
-            &admin.pubkey(),
-            &exk,
-            &m.pubkey,
-            ok,
-            true,
-        )],
+        &[
+            ix::update_market_params(&admin.pubkey(), &exk, &m.pubkey, ok),
+            ix::apply_market_params(&exk, &m.pubkey),
+            ix::set_market_paused(&admin.pubkey(), &exk, &m.pubkey, true),
+        ],
         &[&admin],
     )
     .unwrap();
@@ -361,17 +360,14 @@ fn deposit_refusals() {
         &other,
     );
     assert_backstop_err(ex.send(&[i], &[&alice.key]), E::WrongMint);
-    // Paused deposits.
+    // No pause stops a deposit.
     let admin = ex.admin.insecure_clone();
     let exk = ex.exchange_key();
     ex.send(
-        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_DEPOSITS)],
+        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_ALL)],
         &[&admin],
     )
     .unwrap();
-    assert_backstop_err(ex.deposit(&alice, USDC), E::Paused);
-    ex.send(&[ix::set_paused(&admin.pubkey(), &exk, 0)], &[&admin])
-        .unwrap();
     ex.deposit(&alice, USDC).unwrap();
     assert_eq!(ex.vault_balance(), USDC);
 }
@@ -408,15 +404,15 @@ fn withdraw_refusals() {
     let carol = ex.funded_user(10 * USDC);
     ex.withdraw(&carol, 5 * USDC).unwrap();
     ex.deposit(&carol, 5 * USDC).unwrap();
-    // Paused withdrawals.
+    // No pause stops a withdrawal of free capital.
     let admin = ex.admin.insecure_clone();
     let exk = ex.exchange_key();
     ex.send(
-        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_WITHDRAWALS)],
+        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_ALL)],
         &[&admin],
     )
     .unwrap();
-    assert_backstop_err(ex.withdraw(&carol, USDC), E::Paused);
+    ex.withdraw(&carol, USDC).unwrap();
 }
 
 #[test]
@@ -524,7 +520,7 @@ fn trade_refusals() {
         &fake,
     );
     assert_backstop_err(ex.send(&[i], &[&alice.key, &bob.key]), E::WrongOracle);
-    // Paused trading and paused market.
+    // Paused trading and a paused market are reduce-only.
     let admin = ex.admin.insecure_clone();
     let exk = ex.exchange_key();
     ex.send(
@@ -536,11 +532,10 @@ fn trade_refusals() {
     ex.send(&[ix::set_paused(&admin.pubkey(), &exk, 0)], &[&admin])
         .unwrap();
     ex.send(
-        &[ix::update_market_params(
+        &[ix::set_market_paused(
             &admin.pubkey(),
             &exk,
             &m.pubkey,
-            default_market_params(),
             true,
         )],
         &[&admin],
@@ -548,11 +543,10 @@ fn trade_refusals() {
     .unwrap();
     assert_backstop_err(ex.trade(&alice, &bob, 0, BASE, 100.0), E::MarketPaused);
     ex.send(
-        &[ix::update_market_params(
+        &[ix::set_market_paused(
             &admin.pubkey(),
             &exk,
             &m.pubkey,
-            default_market_params(),
             false,
         )],
         &[&admin],
@@ -706,22 +700,18 @@ fn insurance_in_and_out() {
     );
     assert_backstop_err(r, E::NotAdmin);
     let r = ex.send(
-        &[ix::withdraw_insurance(
-            &k,
-            &admin.pubkey(),
-            &dest,
-            301 * USDC,
-        )],
+        &[
+            ix::withdraw_insurance(&k, &admin.pubkey(), &dest, 301 * USDC),
+            ix::apply_insurance_withdrawal(&k, &dest),
+        ],
         &[&admin],
     );
     assert_backstop_err(r, E::InsufficientInsurance);
     ex.send(
-        &[ix::withdraw_insurance(
-            &k,
-            &admin.pubkey(),
-            &dest,
-            100 * USDC,
-        )],
+        &[
+            ix::withdraw_insurance(&k, &admin.pubkey(), &dest, 100 * USDC),
+            ix::apply_insurance_withdrawal(&k, &dest),
+        ],
         &[&admin],
     )
     .unwrap();

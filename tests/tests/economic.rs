@@ -16,17 +16,12 @@ struct Bad {
 
 fn bad_debt() -> Bad {
     let mut ex = TestExchange::new();
-    let donor = ex.user(100 * USDC);
-    ex.contribute_insurance(&donor, 100 * USDC).unwrap();
-    let l = ex.funded_user(1_100 * USDC);
-    let w = ex.funded_user(10_000 * USDC);
-    let k = ex.funded_user(100_000 * USDC);
-    ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
-    ex.set_price(0, 85.0);
-    ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-    ex.resolve_bankruptcy(&l.margin).unwrap();
-    assert_eq!(ex.exchange().epoch.phase, EpochPhase::BadDebt);
-    Bad { ex, w, k }
+    let b = ex.open_bad_debt();
+    Bad {
+        ex,
+        w: b.winner,
+        k: b.keeper,
+    }
 }
 
 /// Σ over `users` of capital + pnl + unrealized (from the program's own health report).

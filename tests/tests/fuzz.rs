@@ -72,7 +72,6 @@ fn setup() -> World {
                 &k.exchange,
                 &m.pubkey,
                 default_market_params(),
-                false,
             ),
             c(&[&admin]),
         ),

@@ -262,7 +262,10 @@ fn epoch_phase_rules() {
     let k = ex.keys;
     let admin = ex.admin.insecure_clone();
     let r = ex.send(
-        &[ix::withdraw_insurance(&k, &admin.pubkey(), &w1.token, 1)],
+        &[
+            ix::withdraw_insurance(&k, &admin.pubkey(), &w1.token, 1),
+            ix::apply_insurance_withdrawal(&k, &w1.token),
+        ],
         &[&admin],
     );
     assert_backstop_err(r, E::InsuranceLocked);

@@ -33,20 +33,33 @@ pub const MARGIN_SEED: &[u8] = b"margin";
 #[constant]
 pub const ORACLE_SEED: &[u8] = b"oracle";
 
-/// Exchange pause bits (`set_paused`).
+/// Exchange pause bits (`set_paused`). A pause can only stop new risk: deposits,
+/// withdrawals of free capital, risk-reducing trades, liquidations, settling and the epoch
+/// cranks stay open in every pause, so no pause can trap a user's money.
+///
+/// Reduce-only: trades that grow either side's position are refused (`Paused`).
+#[constant]
 pub const PAUSE_TRADING: u8 = 1 << 0;
-pub const PAUSE_DEPOSITS: u8 = 1 << 1;
-pub const PAUSE_WITHDRAWALS: u8 = 1 << 2;
-pub const PAUSE_LIQUIDATIONS: u8 = 1 << 3;
-pub const PAUSE_ALL: u8 = PAUSE_TRADING | PAUSE_DEPOSITS | PAUSE_WITHDRAWALS | PAUSE_LIQUIDATIONS;
+/// No new margin accounts.
+#[constant]
+pub const PAUSE_NEW_ACCOUNTS: u8 = 1 << 1;
+pub const PAUSE_ALL: u8 = PAUSE_TRADING | PAUSE_NEW_ACCOUNTS;
 
 // Parameter bounds (update_*_params refuse values outside them).
 pub const MAX_PNL_WARMUP_SECS: u32 = 30 * 24 * 3600;
 pub const MAX_MIN_EPOCH_SECS: u32 = 7 * 24 * 3600;
 pub const MAX_ROUND_COOLDOWN_SECS: u32 = 24 * 3600;
 pub const MAX_LIQUIDATION_BUFFER_BPS: u16 = 5_000;
-pub const MAX_TAKER_FEE_BPS: u16 = 1_000;
-pub const MAX_TRADE_DEVIATION_BPS: u16 = 2_000;
+/// 1%: a taker fee above the largest venues' (Drift, Mango: 0.02–0.1%) by an order of
+/// magnitude; fees go to the insurance fund, so a higher one only taxes users.
+pub const MAX_TAKER_FEE_BPS: u16 = 100;
+/// 10%: the band in which trades may print around the oracle. Wider bands let colluding
+/// accounts move value between themselves at prices far from the mark.
+pub const MAX_TRADE_DEVIATION_BPS: u16 = 1_000;
+/// 5%: the discount a liquidator takes (Drift and Mango pay 1–5%). Above it a liquidation
+/// stops being a fee and becomes a confiscation of the liquidatee's equity — the admin
+/// attack of an in-bounds 20% fee.
+pub const MAX_LIQUIDATION_FEE_BPS: u16 = 500;
 pub const MAX_ORACLE_AGE_SECS: u32 = 3_600;
 pub const MAX_ORACLE_CONF_BPS: u16 = 1_000;
 pub const MAX_BASE_DECIMALS: u8 = 18;
@@ -72,3 +85,27 @@ pub const MAX_TALLY_BATCH: u8 = 58;
 /// too close once SBF adds its "consumed … compute units" lines; 34 leave ≈ 850 bytes.
 #[constant]
 pub const MAX_CLAWBACK_BATCH: u8 = 34;
+
+// The admin's powers (docs/DESIGN.md §11): every parameter change and insurance
+// withdrawal waits `admin_delay_secs` after it is queued, and moves each rate by at most
+// one step, so users can see a change coming and leave before it applies.
+
+/// Longest admin delay: 30 days. (Zero is allowed for localnets and tests, and shown.)
+pub const MAX_ADMIN_DELAY_SECS: u32 = 30 * 24 * 3600;
+/// Longest a pause may be set to last: 30 days. Zero: until the admin lifts it.
+pub const MAX_PAUSE_SECS: u32 = 30 * 24 * 3600;
+/// Initial and maintenance margin move at most 5 points per change: raising margins
+/// liquidates accounts, so a large jump would let the admin liquidate whom it chooses.
+pub const MAX_MARGIN_STEP_BPS: u16 = 500;
+/// Liquidation and taker fees move at most 1 point per change.
+pub const MAX_FEE_STEP_BPS: u16 = 100;
+/// The insurance share of the liquidation discount moves at most 25 points per change.
+pub const MAX_SHARE_STEP_BPS: u16 = 2_500;
+/// The trade band and the oracle confidence limit move at most 2 points per change.
+pub const MAX_BAND_STEP_BPS: u16 = 200;
+/// The oracle max age moves at most 5 minutes per change (longer ages admit staler prices).
+pub const MAX_ORACLE_AGE_STEP_SECS: u32 = 300;
+/// The clawback rate cap moves at most 25 points per change.
+pub const MAX_RATE_CAP_STEP_BPS: u16 = 2_500;
+/// The liquidation buffer moves at most 10 points per change.
+pub const MAX_BUFFER_STEP_BPS: u16 = 1_000;

@@ -14,9 +14,9 @@ pub enum BackstopError {
     ZeroAmount,
     #[msg("Parameter out of bounds; see the bounds in constants.rs and the error log")]
     InvalidParameter,
-    #[msg("The exchange is paused for this operation; wait for the admin to unpause it")]
+    #[msg("The exchange is paused: only trades that reduce both sides' positions, and no new accounts; deposits, withdrawals and liquidations stay open")]
     Paused,
-    #[msg("The market is paused; wait for the admin to unpause it")]
+    #[msg("The market is paused (reduce-only): only trades that reduce both sides' positions")]
     MarketPaused,
     #[msg("Signer is not the owner of this margin account")]
     NotAccountOwner,
@@ -130,6 +130,22 @@ pub enum BackstopError {
     MathInvalidInput,
     #[msg("Too many accounts in one batch: its events would not fit the transaction log; split it (see MAX_TALLY_BATCH, MAX_CLAWBACK_BATCH)")]
     BatchTooLarge,
+    #[msg("A change of this kind is already queued; apply or cancel it first")]
+    ChangeAlreadyQueued,
+    #[msg("Nothing of this kind is queued")]
+    NothingQueued,
+    #[msg("The admin delay has not passed yet; apply the change at or after its ready time (see `exchange show`)")]
+    TimelockPending,
+    #[msg("Parameter changes and insurance withdrawals apply only while no bad-debt epoch is open; apply it once the exchange is back to Normal")]
+    WaitsForNormal,
+    #[msg("The change moves a rate by more than one step allows; queue smaller steps (see the MAX_*_STEP constants)")]
+    StepTooLarge,
+    #[msg("A bankrupt account is still unresolved; resolve it (resolve_bankruptcy) before insurance can be withdrawn")]
+    BankruptcyPending,
+    #[msg("Signer is not the proposed admin")]
+    NotPendingAdmin,
+    #[msg("Destination token account differs from the one the withdrawal was queued for")]
+    WrongDestination,
 }
 
 impl From<MathError> for BackstopError {

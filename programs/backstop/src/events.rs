@@ -2,6 +2,8 @@
 
 use anchor_lang::prelude::*;
 
+use crate::state::{ExchangeParams, MarketParams};
+
 #[event]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeInitialized {
@@ -16,6 +18,79 @@ pub struct ExchangeInitialized {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeParamsUpdated {
     pub exchange: Pubkey,
+    pub old: ExchangeParams,
+    pub new: ExchangeParams,
+}
+
+/// An admin change was queued: anyone may apply it from `ready_at` (while no bad-debt
+/// epoch is open); until then users see it coming.
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeParamsQueued {
+    pub exchange: Pubkey,
+    pub old: ExchangeParams,
+    pub new: ExchangeParams,
+    pub ready_at: i64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketParamsQueued {
+    pub market: Pubkey,
+    pub old: MarketParams,
+    pub new: MarketParams,
+    pub ready_at: i64,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsuranceWithdrawalQueued {
+    pub exchange: Pubkey,
+    pub amount: u64,
+    pub destination: Pubkey,
+    pub ready_at: i64,
+}
+
+/// What a cancelled or queued admin change was.
+#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    ExchangeParams,
+    MarketParams,
+    InsuranceWithdrawal,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeCancelled {
+    pub exchange: Pubkey,
+    /// The exchange, or the market whose change was cancelled.
+    pub target: Pubkey,
+    pub kind: ChangeKind,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminProposed {
+    pub exchange: Pubkey,
+    pub admin: Pubkey,
+    pub proposed: Pubkey,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminChanged {
+    pub exchange: Pubkey,
+    pub old: Pubkey,
+    pub new: Pubkey,
+}
+
+#[event]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketPausedSet {
+    pub market: Pubkey,
+    pub paused: bool,
+    /// The pause lapses after this long (0: until lifted).
+    pub max_pause_secs: u32,
 }
 
 #[event]
@@ -23,6 +98,8 @@ pub struct ExchangeParamsUpdated {
 pub struct PausedSet {
     pub exchange: Pubkey,
     pub flags: u8,
+    /// The pause lapses after this long (0: until lifted).
+    pub max_pause_secs: u32,
 }
 
 #[event]
@@ -38,7 +115,8 @@ pub struct MarketAdded {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarketParamsUpdated {
     pub market: Pubkey,
-    pub paused: bool,
+    pub old: MarketParams,
+    pub new: MarketParams,
 }
 
 #[event]
@@ -282,6 +360,13 @@ macro_rules! for_each_event {
         $m!(
             ExchangeInitialized,
             ExchangeParamsUpdated,
+            ExchangeParamsQueued,
+            MarketParamsQueued,
+            InsuranceWithdrawalQueued,
+            ChangeCancelled,
+            AdminProposed,
+            AdminChanged,
+            MarketPausedSet,
             PausedSet,
             MarketAdded,
             MarketParamsUpdated,

@@ -45,7 +45,8 @@ pub mod backstop {
         instructions::add_market::handler(ctx, args)
     }
 
-    /// Replaces the exchange parameters (bounded).
+    /// Admin: queues new exchange parameters (bounds and one step per rate); anyone
+    /// applies them with `apply_exchange_params` after `admin_delay_secs`.
     pub fn update_exchange_params(
         ctx: Context<UpdateExchange>,
         params: ExchangeParams,
@@ -53,18 +54,51 @@ pub mod backstop {
         instructions::admin::update_exchange_params(ctx, params)
     }
 
-    /// Replaces a market's parameters (bounded) and paused flag.
-    pub fn update_market_params(
-        ctx: Context<UpdateMarket>,
-        params: MarketParams,
-        paused: bool,
-    ) -> Result<()> {
-        instructions::admin::update_market_params(ctx, params, paused)
+    /// Anyone: applies queued exchange parameters once the delay has passed and no
+    /// bad-debt epoch is open.
+    pub fn apply_exchange_params(ctx: Context<ApplyExchange>) -> Result<()> {
+        instructions::admin::apply_exchange_params(ctx)
     }
 
-    /// Sets the exchange's pause bits.
+    /// Admin: cancels queued exchange parameters.
+    pub fn cancel_exchange_params(ctx: Context<UpdateExchange>) -> Result<()> {
+        instructions::admin::cancel_exchange_params(ctx)
+    }
+
+    /// Admin: queues new market parameters (bounds and one step per rate).
+    pub fn update_market_params(ctx: Context<UpdateMarket>, params: MarketParams) -> Result<()> {
+        instructions::admin::update_market_params(ctx, params)
+    }
+
+    /// Anyone: applies a market's queued parameters once due.
+    pub fn apply_market_params(ctx: Context<ApplyMarket>) -> Result<()> {
+        instructions::admin::apply_market_params(ctx)
+    }
+
+    /// Admin: cancels a market's queued parameters.
+    pub fn cancel_market_params(ctx: Context<UpdateMarket>) -> Result<()> {
+        instructions::admin::cancel_market_params(ctx)
+    }
+
+    /// Admin: makes a market reduce-only (or lifts it) at once.
+    pub fn set_market_paused(ctx: Context<UpdateMarket>, paused: bool) -> Result<()> {
+        instructions::admin::set_market_paused(ctx, paused)
+    }
+
+    /// Admin: sets the exchange's pause bits at once (PAUSE_TRADING: reduce-only;
+    /// PAUSE_NEW_ACCOUNTS). Deposits, withdrawals and liquidations are never paused.
     pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
         instructions::admin::set_paused(ctx, flags)
+    }
+
+    /// Admin: proposes the next admin (two-step transfer).
+    pub fn propose_admin(ctx: Context<UpdateExchange>, new_admin: Pubkey) -> Result<()> {
+        instructions::admin::propose_admin(ctx, new_admin)
+    }
+
+    /// The proposed admin accepts.
+    pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
+        instructions::admin::accept_admin(ctx)
     }
 
     /// Creates a manual price feed owned by this exchange.
@@ -122,9 +156,20 @@ pub mod backstop {
         instructions::insurance::contribute(ctx, amount)
     }
 
-    /// Admin withdrawal from the insurance fund (never while a deficit is open).
+    /// Admin: queues a withdrawal from the insurance fund to `destination`.
     pub fn withdraw_insurance(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
         instructions::insurance::withdraw(ctx, amount)
+    }
+
+    /// Anyone: pays out the queued insurance withdrawal once due — never while a
+    /// bad-debt epoch is open or a bankruptcy is unresolved.
+    pub fn apply_insurance_withdrawal(ctx: Context<ApplyInsuranceWithdrawal>) -> Result<()> {
+        instructions::insurance::apply_withdrawal(ctx)
+    }
+
+    /// Admin: cancels the queued insurance withdrawal.
+    pub fn cancel_insurance_withdrawal(ctx: Context<UpdateExchange>) -> Result<()> {
+        instructions::insurance::cancel_withdrawal(ctx)
     }
 
     /// Read-only health report through return data.

@@ -227,6 +227,8 @@ impl Books {
 pub struct State {
     pub now: i64,
     pub params: Params,
+    /// An exchange-parameter change the admin queued (the test exchange's delay is 0).
+    pub queued_params: Option<Params>,
     pub markets: Vec<Market>,
     pub accounts: Vec<Account>,
     pub books: Books,
@@ -1068,11 +1070,34 @@ impl State {
         Ok(())
     }
 
-    pub fn update_params(&mut self, p: Params) -> R {
+    /// The admin queues a change (docs/DESIGN.md §11): one at a time, within bounds, each
+    /// rate one step (rate cap 25 points, buffer 10 points) from today's.
+    pub fn queue_params(&mut self, p: Params) -> R {
+        if self.queued_params.is_some() {
+            return Err("ChangeAlreadyQueued");
+        }
         if p.rate_cap_bps == 0 || p.rate_cap_bps > 10_000 || p.warmup_secs > MAX_WARMUP_SECS {
             return Err("InvalidParameter");
         }
+        if p.rate_cap_bps.abs_diff(self.params.rate_cap_bps) > 2_500
+            || p.buffer_bps.abs_diff(self.params.buffer_bps) > 1_000
+        {
+            return Err("StepTooLarge");
+        }
+        self.queued_params = Some(p);
+        Ok(())
+    }
+
+    /// Anyone applies the queued change (the delay is 0): never while an epoch is open.
+    pub fn apply_params(&mut self) -> R {
+        let Some(p) = self.queued_params else {
+            return Err("NothingQueued");
+        };
+        if self.epoch.phase != Phase::Normal {
+            return Err("WaitsForNormal");
+        }
         self.params = p;
+        self.queued_params = None;
         Ok(())
     }
 

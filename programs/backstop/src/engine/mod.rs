@@ -15,6 +15,7 @@ pub mod treasury;
 
 use anchor_lang::prelude::*;
 
+use crate::math::safe::SafeMath;
 use crate::state::{Exchange, PnlClock};
 
 /// The cluster's unix time.
@@ -39,6 +40,24 @@ pub fn end_round(ex: &mut Exchange, key: Pubkey, now: i64) -> Result<()> {
     crate::events::emit(outcome.ended);
     if let Some(closed) = outcome.closed {
         crate::events::emit(closed);
+    }
+    Ok(())
+}
+
+/// Keeps `exchange.unresolved_bankruptcies` in step when an instruction changes an
+/// account that was bankrupt before (`was`) or is after (`is`). An account becomes
+/// bankrupt (flat, capital + pnl < 0) through a fill or a capital-basis charge, and
+/// stops being one when it is resolved or receives a deposit.
+pub fn track_bankruptcy(ex: &mut Exchange, was: bool, is: bool) -> Result<()> {
+    match (was, is) {
+        (false, true) => {
+            ex.unresolved_bankruptcies = ex.unresolved_bankruptcies.safe_add(1)?;
+        }
+        // Saturating: a miscount must never block a resolution.
+        (true, false) => {
+            ex.unresolved_bankruptcies = ex.unresolved_bankruptcies.saturating_sub(1);
+        }
+        _ => {}
     }
     Ok(())
 }

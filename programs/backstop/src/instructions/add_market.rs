@@ -4,7 +4,7 @@ use crate::constants::*;
 use crate::error::BackstopError;
 use crate::events::MarketAdded;
 use crate::oracle::decode_oracle_kind;
-use crate::state::{Exchange, MarketParams, OracleKind, PerpMarket};
+use crate::state::{Exchange, MarketParams, OracleKind, PerpMarket, QueuedMarketParams};
 
 #[derive(AnchorSerialize, AnchorDeserialize, Clone, Debug)]
 pub struct AddMarketArgs {
@@ -66,6 +66,8 @@ pub fn handler(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
         params: args.params,
         long_open_interest: 0,
         short_open_interest: 0,
+        queued_params: QueuedMarketParams::default(),
+        paused_at: 0,
         reserved: [0; 32],
     });
     exchange.num_markets = index.checked_add(1).ok_or(BackstopError::MathOverflow)?;

@@ -1,12 +1,28 @@
-//! Bounded admin updates: exchange parameters, market parameters, pause flags.
+//! The admin's powers, bounded (docs/DESIGN.md §11). No single transaction of the admin
+//! can move a user's money:
+//! - parameter changes are *queued*; anyone may apply one once `admin_delay_secs` has
+//!   passed and no bad-debt epoch is open; the admin may cancel it before;
+//! - each change moves every rate by at most one step, within absolute caps;
+//! - pauses only stop new risk (reduce-only trading, no new accounts) and may lapse after
+//!   `max_pause_secs`;
+//! - the admin key changes in two steps (propose, accept), so it may be a multisig.
 
 use anchor_lang::prelude::*;
 
 use crate::constants::PAUSE_ALL;
+use crate::engine::now;
 use crate::error::BackstopError;
-use crate::events::{ExchangeParamsUpdated, MarketParamsUpdated, PausedSet};
-use crate::state::{Exchange, ExchangeParams, MarketParams, PerpMarket};
+use crate::events::{
+    AdminChanged, AdminProposed, ChangeCancelled, ChangeKind, ExchangeParamsQueued,
+    ExchangeParamsUpdated, MarketParamsQueued, MarketParamsUpdated, MarketPausedSet, PausedSet,
+};
+use crate::math::safe::SafeMath;
+use crate::state::{
+    EpochPhase, Exchange, ExchangeParams, MarketParams, PerpMarket, QueuedExchangeParams,
+    QueuedMarketParams,
+};
 
+/// Admin-signed changes to the exchange.
 #[derive(Accounts)]
 pub struct UpdateExchange<'info> {
     pub admin: Signer<'info>,
@@ -14,28 +30,146 @@ pub struct UpdateExchange<'info> {
     pub exchange: Box<Account<'info, Exchange>>,
 }
 
-/// Replaces the exchange parameters. A round in progress keeps the policy and rate cap it
-/// started with.
+/// Permissionless: applies what the admin queued once it is due.
+#[derive(Accounts)]
+pub struct ApplyExchange<'info> {
+    #[account(mut)]
+    pub exchange: Box<Account<'info, Exchange>>,
+}
+
+/// When a change queued at `now` on `exchange` may be applied.
+fn ready_at(exchange: &Exchange, now: i64) -> Result<i64> {
+    Ok(now.safe_add(i64::from(exchange.params.admin_delay_secs))?)
+}
+
+/// The rule every queued change meets before it applies: its delay has passed and no
+/// bad-debt epoch is open (a change never reaches back into an open epoch: the warmup,
+/// the clawback policy and rate cap, margins and fees in force when the deficit opened
+/// stay until it closes).
+fn check_due(exchange: &Exchange, ready_at: i64, now: i64) -> Result<()> {
+    require!(now >= ready_at, BackstopError::TimelockPending);
+    require!(
+        exchange.epoch.phase == EpochPhase::Normal,
+        BackstopError::WaitsForNormal
+    );
+    Ok(())
+}
+
+/// Queues new exchange parameters (bounded, each rate within one step of today's).
 pub fn update_exchange_params(ctx: Context<UpdateExchange>, params: ExchangeParams) -> Result<()> {
+    let now = now()?;
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    require!(!ex.queued_params.active, BackstopError::ChangeAlreadyQueued);
     params.validate()?;
-    ctx.accounts.exchange.params = params;
-    crate::events::emit(ExchangeParamsUpdated {
-        exchange: ctx.accounts.exchange.key(),
+    params.validate_step(&ex.params)?;
+    let ready_at = ready_at(ex, now)?;
+    ex.queued_params = QueuedExchangeParams {
+        active: true,
+        params,
+        queued_at: now,
+        ready_at,
+    };
+    crate::events::emit(ExchangeParamsQueued {
+        exchange: key,
+        old: ex.params,
+        new: params,
+        ready_at,
     });
     Ok(())
 }
 
-/// Sets the PAUSE_* bits (trading, deposits, withdrawals, liquidations).
+/// Applies the queued exchange parameters once due.
+pub fn apply_exchange_params(ctx: Context<ApplyExchange>) -> Result<()> {
+    let now = now()?;
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    let q = ex.queued_params;
+    require!(q.active, BackstopError::NothingQueued);
+    check_due(ex, q.ready_at, now)?;
+    let old = ex.params;
+    ex.params = q.params;
+    ex.queued_params = QueuedExchangeParams::default();
+    crate::events::emit(ExchangeParamsUpdated {
+        exchange: key,
+        old,
+        new: q.params,
+    });
+    Ok(())
+}
+
+/// The admin withdraws its queued exchange-parameter change.
+pub fn cancel_exchange_params(ctx: Context<UpdateExchange>) -> Result<()> {
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    require!(ex.queued_params.active, BackstopError::NothingQueued);
+    ex.queued_params = QueuedExchangeParams::default();
+    crate::events::emit(ChangeCancelled {
+        exchange: key,
+        target: key,
+        kind: ChangeKind::ExchangeParams,
+    });
+    Ok(())
+}
+
+/// Sets the PAUSE_* bits at once: reduce-only trading, no new accounts. Lifting a pause
+/// is immediate too; a pause lapses after `max_pause_secs` when that is set.
 pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
     require!(flags & !PAUSE_ALL == 0, BackstopError::InvalidParameter);
-    ctx.accounts.exchange.paused = flags;
+    let now = now()?;
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    ex.paused = flags;
+    ex.paused_at = now;
     crate::events::emit(PausedSet {
-        exchange: ctx.accounts.exchange.key(),
+        exchange: key,
         flags,
+        max_pause_secs: ex.params.max_pause_secs,
     });
     Ok(())
 }
 
+/// First step of an admin change: names the next admin (a multisig address works; the
+/// default key clears the proposal).
+pub fn propose_admin(ctx: Context<UpdateExchange>, new_admin: Pubkey) -> Result<()> {
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    ex.pending_admin = new_admin;
+    crate::events::emit(AdminProposed {
+        exchange: key,
+        admin: ex.admin,
+        proposed: new_admin,
+    });
+    Ok(())
+}
+
+/// Second step: the proposed admin signs and takes over.
+#[derive(Accounts)]
+pub struct AcceptAdmin<'info> {
+    pub new_admin: Signer<'info>,
+    #[account(
+        mut,
+        constraint = exchange.pending_admin == new_admin.key()
+            && exchange.pending_admin != Pubkey::default() @ BackstopError::NotPendingAdmin
+    )]
+    pub exchange: Box<Account<'info, Exchange>>,
+}
+
+pub fn accept_admin(ctx: Context<AcceptAdmin>) -> Result<()> {
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    let old = ex.admin;
+    ex.admin = ex.pending_admin;
+    ex.pending_admin = Pubkey::default();
+    crate::events::emit(AdminChanged {
+        exchange: key,
+        old,
+        new: ex.admin,
+    });
+    Ok(())
+}
+
+/// Admin-signed changes to one market.
 #[derive(Accounts)]
 pub struct UpdateMarket<'info> {
     pub admin: Signer<'info>,
@@ -45,19 +179,83 @@ pub struct UpdateMarket<'info> {
     pub market: Box<Account<'info, PerpMarket>>,
 }
 
-/// Replaces a market's risk parameters and its paused flag.
-pub fn update_market_params(
-    ctx: Context<UpdateMarket>,
-    params: MarketParams,
-    paused: bool,
-) -> Result<()> {
-    params.validate()?;
+/// Permissionless: applies a market's queued change once due.
+#[derive(Accounts)]
+pub struct ApplyMarket<'info> {
+    pub exchange: Box<Account<'info, Exchange>>,
+    #[account(mut, has_one = exchange @ BackstopError::WrongExchange)]
+    pub market: Box<Account<'info, PerpMarket>>,
+}
+
+/// Queues new market parameters (bounded, each rate within one step of today's).
+pub fn update_market_params(ctx: Context<UpdateMarket>, params: MarketParams) -> Result<()> {
+    let now = now()?;
+    let ready_at = ready_at(&ctx.accounts.exchange, now)?;
     let market = &mut ctx.accounts.market;
-    market.params = params;
-    market.paused = paused;
+    require!(
+        !market.queued_params.active,
+        BackstopError::ChangeAlreadyQueued
+    );
+    params.validate()?;
+    params.validate_step(&market.params)?;
+    market.queued_params = QueuedMarketParams {
+        active: true,
+        params,
+        queued_at: now,
+        ready_at,
+    };
+    crate::events::emit(MarketParamsQueued {
+        market: market.key(),
+        old: market.params,
+        new: params,
+        ready_at,
+    });
+    Ok(())
+}
+
+/// Applies a market's queued parameters once due.
+pub fn apply_market_params(ctx: Context<ApplyMarket>) -> Result<()> {
+    let now = now()?;
+    let market = &mut ctx.accounts.market;
+    let q = market.queued_params;
+    require!(q.active, BackstopError::NothingQueued);
+    check_due(&ctx.accounts.exchange, q.ready_at, now)?;
+    let old = market.params;
+    market.params = q.params;
+    market.queued_params = QueuedMarketParams::default();
     crate::events::emit(MarketParamsUpdated {
         market: market.key(),
+        old,
+        new: q.params,
+    });
+    Ok(())
+}
+
+/// The admin withdraws a market's queued change.
+pub fn cancel_market_params(ctx: Context<UpdateMarket>) -> Result<()> {
+    let market = &mut ctx.accounts.market;
+    require!(market.queued_params.active, BackstopError::NothingQueued);
+    market.queued_params = QueuedMarketParams::default();
+    crate::events::emit(ChangeCancelled {
+        exchange: ctx.accounts.exchange.key(),
+        target: market.key(),
+        kind: ChangeKind::MarketParams,
+    });
+    Ok(())
+}
+
+/// Pauses a market at once (reduce-only) or lifts its pause; the exchange's
+/// `max_pause_secs` bounds how long it lasts.
+pub fn set_market_paused(ctx: Context<UpdateMarket>, paused: bool) -> Result<()> {
+    let now = now()?;
+    let max_pause_secs = ctx.accounts.exchange.params.max_pause_secs;
+    let market = &mut ctx.accounts.market;
+    market.paused = paused;
+    market.paused_at = now;
+    crate::events::emit(MarketPausedSet {
+        market: market.key(),
         paused,
+        max_pause_secs,
     });
     Ok(())
 }

@@ -2,7 +2,7 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::MAX_CLAWBACK_BATCH;
-use crate::engine::{end_round, now, pnl_clock};
+use crate::engine::{end_round, now, pnl_clock, track_bankruptcy};
 use crate::error::BackstopError;
 use crate::math::clawback::charge;
 use crate::math::safe::{negative, SafeMath};
@@ -61,6 +61,7 @@ pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         let mut acct = Account::<MarginAccount>::try_from(info)?;
         require_keys_eq!(acct.exchange, key, BackstopError::WrongExchange);
         let w = ex.epoch.chargeable(&acct.clawback, acct.capital)?;
+        let was_bankrupt = acct.is_bankrupt();
         let amount = charge(w, rate)?;
         let debit = negative(amount)?;
         match ex.epoch.basis {
@@ -71,6 +72,7 @@ pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         // excess goes to the insurance fund, explicitly.
         let to_deficit = ex.books.reduce_deficit(amount);
         excess_total = excess_total.safe_add(amount.safe_sub(to_deficit)?)?;
+        track_bankruptcy(ex, was_bankrupt, acct.is_bankrupt())?;
         let owner = acct.owner;
         let applied =
             ex.epoch

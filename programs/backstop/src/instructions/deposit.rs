@@ -1,7 +1,6 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::constants::PAUSE_DEPOSITS;
 use crate::error::BackstopError;
 use crate::events::Deposited;
 use crate::math::safe::cast;
@@ -12,10 +11,8 @@ use crate::state::{Exchange, MarginAccount};
 #[derive(Accounts)]
 pub struct Deposit<'info> {
     pub owner: Signer<'info>,
-    #[account(
-        mut,
-        constraint = !exchange.is_paused(PAUSE_DEPOSITS) @ BackstopError::Paused
-    )]
+    /// No pause stops deposits (they can only make an account safer).
+    #[account(mut)]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,
@@ -47,7 +44,9 @@ pub fn handler(ctx: Context<Deposit>, amount: u64) -> Result<()> {
         a.owner.to_account_info(),
         amount,
     )?;
+    let was_bankrupt = a.margin_account.is_bankrupt();
     a.margin_account.add_capital(cast(amount)?, &mut ex.books)?;
+    crate::engine::track_bankruptcy(ex, was_bankrupt, a.margin_account.is_bankrupt())?;
     treasury.finish(&ex.books)?;
     crate::events::emit(Deposited {
         account: a.margin_account.key(),

@@ -3,7 +3,9 @@ use anchor_spl::token::{Mint, Token, TokenAccount};
 
 use crate::constants::*;
 use crate::events::ExchangeInitialized;
-use crate::state::{Books, EpochState, Exchange, ExchangeParams};
+use crate::state::{
+    Books, EpochState, Exchange, ExchangeParams, QueuedExchangeParams, QueuedWithdrawal,
+};
 
 /// Creates an exchange for one collateral mint, with its collateral vault and insurance
 /// vault (token accounts owned by the exchange PDA).
@@ -65,6 +67,12 @@ pub fn handler(ctx: Context<InitializeExchange>, id: u16, params: ExchangeParams
         epoch: EpochState::default(),
         epoch_withdrawn_total: 0,
         withdrawn_epoch: 0,
+        creator: ctx.accounts.admin.key(),
+        pending_admin: Pubkey::default(),
+        queued_params: QueuedExchangeParams::default(),
+        queued_withdrawal: QueuedWithdrawal::default(),
+        paused_at: 0,
+        unresolved_bankruptcies: 0,
         reserved: [0; 48],
     });
     crate::events::emit(ExchangeInitialized {

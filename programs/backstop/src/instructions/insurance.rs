@@ -3,9 +3,15 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
+use crate::engine::now;
 use crate::error::BackstopError;
-use crate::events::{DeficitCovered, InsuranceContributed, InsuranceWithdrawn, SurplusSwept};
-use crate::state::{EpochPhase, Exchange};
+use crate::events::{
+    ChangeCancelled, ChangeKind, DeficitCovered, InsuranceContributed, InsuranceWithdrawalQueued,
+    InsuranceWithdrawn, SurplusSwept,
+};
+use crate::instructions::admin::UpdateExchange;
+use crate::math::safe::SafeMath;
+use crate::state::{EpochPhase, Exchange, QueuedWithdrawal};
 
 /// Anyone pays collateral into the insurance fund.
 #[derive(Accounts)]
@@ -48,17 +54,57 @@ pub fn contribute(ctx: Context<ContributeInsurance>, amount: u64) -> Result<()> 
     Ok(())
 }
 
-/// The admin takes collateral out of the insurance fund — never while a deficit or a
-/// bad-debt epoch is open.
+/// The admin queues a withdrawal from the insurance fund to `destination`. Anyone may
+/// apply it once `admin_delay_secs` has passed — so keepers have that long to liquidate
+/// and resolve underwater accounts the fund would cover — and only while no bad-debt
+/// epoch is open and no bankruptcy is unresolved.
 #[derive(Accounts)]
 pub struct WithdrawInsurance<'info> {
     pub admin: Signer<'info>,
-    #[account(
-        mut,
-        has_one = admin @ BackstopError::NotAdmin,
-        constraint = exchange.books.deficit == 0 && exchange.epoch.phase == EpochPhase::Normal
-            @ BackstopError::InsuranceLocked
-    )]
+    #[account(mut, has_one = admin @ BackstopError::NotAdmin)]
+    pub exchange: Box<Account<'info, Exchange>>,
+    #[account(address = exchange.vault @ BackstopError::WrongVault)]
+    pub vault: Box<Account<'info, TokenAccount>>,
+    #[account(address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
+    pub insurance_vault: Box<Account<'info, TokenAccount>>,
+    #[account(constraint = destination.mint == exchange.collateral_mint @ BackstopError::WrongMint)]
+    pub destination: Box<Account<'info, TokenAccount>>,
+    pub token_program: Program<'info, Token>,
+}
+
+pub fn withdraw(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
+    require!(amount > 0, BackstopError::ZeroAmount);
+    let now = now()?;
+    let a = ctx.accounts;
+    let key = a.exchange.key();
+    let ex = &mut a.exchange;
+    require!(
+        !ex.queued_withdrawal.active,
+        BackstopError::ChangeAlreadyQueued
+    );
+    // The fund is checked when the withdrawal is paid out (`InsufficientInsurance`): it
+    // may have grown or shrunk by then.
+    let ready_at = now.safe_add(i64::from(ex.params.admin_delay_secs))?;
+    ex.queued_withdrawal = QueuedWithdrawal {
+        active: true,
+        amount,
+        destination: a.destination.key(),
+        queued_at: now,
+        ready_at,
+    };
+    crate::events::emit(InsuranceWithdrawalQueued {
+        exchange: key,
+        amount,
+        destination: a.destination.key(),
+        ready_at,
+    });
+    Ok(())
+}
+
+/// Permissionless: pays out the queued insurance withdrawal once due.
+#[derive(Accounts)]
+pub struct ApplyInsuranceWithdrawal<'info> {
+    #[account(mut)]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,
@@ -66,25 +112,52 @@ pub struct WithdrawInsurance<'info> {
     pub insurance_vault: Box<Account<'info, TokenAccount>>,
     #[account(
         mut,
-        constraint = destination.mint == exchange.collateral_mint @ BackstopError::WrongMint
+        constraint = destination.key() == exchange.queued_withdrawal.destination
+            @ BackstopError::WrongDestination
     )]
     pub destination: Box<Account<'info, TokenAccount>>,
     pub token_program: Program<'info, Token>,
 }
 
-pub fn withdraw(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
-    require!(amount > 0, BackstopError::ZeroAmount);
+pub fn apply_withdrawal(ctx: Context<ApplyInsuranceWithdrawal>) -> Result<()> {
+    let now = now()?;
     let a = ctx.accounts;
     let exchange_info = a.exchange.to_account_info();
     let key = exchange_info.key();
     let ex: &mut Exchange = &mut a.exchange;
+    let q = ex.queued_withdrawal;
+    require!(q.active, BackstopError::NothingQueued);
+    require!(now >= q.ready_at, BackstopError::TimelockPending);
+    require!(
+        ex.books.deficit == 0 && ex.epoch.phase == EpochPhase::Normal,
+        BackstopError::InsuranceLocked
+    );
+    require!(
+        ex.unresolved_bankruptcies == 0,
+        BackstopError::BankruptcyPending
+    );
+    ex.queued_withdrawal = QueuedWithdrawal::default();
     let treasury = crate::treasury!(a, exchange_info, ex);
-    treasury.insurance_to_user(&mut ex.books, a.destination.to_account_info(), amount)?;
+    treasury.insurance_to_user(&mut ex.books, a.destination.to_account_info(), q.amount)?;
     treasury.finish(&ex.books)?;
     crate::events::emit(InsuranceWithdrawn {
         exchange: key,
-        amount,
+        amount: q.amount,
         balance_after: ex.books.insurance_balance,
+    });
+    Ok(())
+}
+
+/// The admin withdraws its queued insurance withdrawal.
+pub fn cancel_withdrawal(ctx: Context<UpdateExchange>) -> Result<()> {
+    let key = ctx.accounts.exchange.key();
+    let ex = &mut ctx.accounts.exchange;
+    require!(ex.queued_withdrawal.active, BackstopError::NothingQueued);
+    ex.queued_withdrawal = QueuedWithdrawal::default();
+    crate::events::emit(ChangeCancelled {
+        exchange: key,
+        target: key,
+        kind: ChangeKind::InsuranceWithdrawal,
     });
     Ok(())
 }

@@ -1,9 +1,8 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::constants::PAUSE_LIQUIDATIONS;
 use crate::engine::position::{check_zero_sum, fill_pair, Fill};
-use crate::engine::{now, pnl_clock};
+use crate::engine::{now, pnl_clock, track_bankruptcy};
 use crate::error::BackstopError;
 use crate::events::Liquidated;
 use crate::math::liquidation::liquidation_terms;
@@ -24,10 +23,8 @@ use crate::state::{Exchange, MarginAccount, PerpMarket};
 #[derive(Accounts)]
 pub struct Liquidate<'info> {
     pub liquidator: Signer<'info>,
-    #[account(
-        mut,
-        constraint = !exchange.is_paused(PAUSE_LIQUIDATIONS) @ BackstopError::Paused
-    )]
+    /// No pause stops liquidations.
+    #[account(mut)]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,
@@ -85,6 +82,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     let position = *liqee
         .position(idx)
         .ok_or(BackstopError::NoPositionInMarket)?;
+    let (liqee_was_bankrupt, liqor_was_bankrupt) = (liqee.is_bankrupt(), liqor.is_bankrupt());
     let before = cache.health(liqee)?;
     require!(before.is_liquidatable()?, BackstopError::NotLiquidatable);
 
@@ -125,6 +123,8 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     );
     let after = cache.health(liqee)?;
     check_zero_sum(market)?;
+    track_bankruptcy(ex, liqee_was_bankrupt, liqee.is_bankrupt())?;
+    track_bankruptcy(ex, liqor_was_bankrupt, liqor.is_bankrupt())?;
     treasury.finish(&ex.books)?;
     crate::events::emit(Liquidated {
         market_index: idx,

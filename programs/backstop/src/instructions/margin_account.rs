@@ -31,7 +31,12 @@ pub struct CreateMarginAccount<'info> {
 }
 
 pub fn create(ctx: Context<CreateMarginAccount>) -> Result<()> {
+    let now = now()?;
     let exchange = &mut ctx.accounts.exchange;
+    require!(
+        !exchange.is_paused(PAUSE_NEW_ACCOUNTS, now),
+        BackstopError::Paused
+    );
     ctx.accounts.margin_account.set_inner(MarginAccount {
         exchange: exchange.key(),
         owner: ctx.accounts.owner.key(),
@@ -41,7 +46,7 @@ pub fn create(ctx: Context<CreateMarginAccount>) -> Result<()> {
         positions: [Position::default(); MAX_POSITIONS],
         warmup: Warmup::default(),
         clawback: ClawbackRecord::default(),
-        created_at: now()?,
+        created_at: now,
         epoch_withdrawn: 0,
         withdrawn_epoch: 0,
         reserved: [0; 16],

@@ -52,6 +52,7 @@ pub fn handler(ctx: Context<ResolveBankruptcy>) -> Result<()> {
     treasury.insurance_to_vault(books, paid)?;
     books.add_deficit(deficit_added)?;
     let opened = ex.epoch.open(key, deficit_added, ex.books.deficit, now)?;
+    crate::engine::track_bankruptcy(ex, true, false)?;
     if let Some(opened) = opened {
         crate::events::emit(opened);
     }

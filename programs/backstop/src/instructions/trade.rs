@@ -3,11 +3,11 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::PAUSE_TRADING;
 use crate::engine::position::{check_zero_sum, fill_pair, Fill};
-use crate::engine::{now, pnl_clock};
+use crate::engine::{now, pnl_clock, track_bankruptcy};
 use crate::error::BackstopError;
 use crate::events::TradeFilled;
 use crate::math::safe::negative;
-use crate::math::trade::{check_side, taker_fee, taker_quote, within_band};
+use crate::math::trade::{check_side, is_risk_reducing, taker_fee, taker_quote, within_band};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
@@ -25,7 +25,6 @@ pub struct Trade<'info> {
     pub maker: Signer<'info>,
     #[account(
         mut,
-        constraint = !exchange.is_paused(PAUSE_TRADING) @ BackstopError::Paused,
         constraint = !exchange.epoch.in_round() @ BackstopError::WrongEpochPhase
     )]
     pub exchange: Box<Account<'info, Exchange>>,
@@ -45,8 +44,7 @@ pub struct Trade<'info> {
     #[account(
         mut,
         has_one = exchange @ BackstopError::WrongExchange,
-        has_one = oracle @ BackstopError::WrongOracle,
-        constraint = !market.paused @ BackstopError::MarketPaused
+        has_one = oracle @ BackstopError::WrongOracle
     )]
     pub market: Box<Account<'info, PerpMarket>>,
     /// CHECK: must equal `market.oracle` (has_one); decoded and guarded by `oracle::read_price`.
@@ -70,6 +68,9 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     let ex: &mut Exchange = &mut a.exchange;
     let clock = pnl_clock(ex, now);
     let market: &mut PerpMarket = &mut a.market;
+    // A pause (exchange-wide or of this market) makes trading reduce-only.
+    let exchange_reduce_only = ex.is_paused(PAUSE_TRADING, now);
+    let market_reduce_only = market.reduce_only(ex.params.max_pause_secs, now);
     let oracle_price = read_price(
         &a.oracle.to_account_info(),
         market,
@@ -97,6 +98,7 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     let idx = market.index;
     let taker_before = cache.health(taker)?;
     let maker_before = cache.health(maker)?;
+    let (taker_was_bankrupt, maker_was_bankrupt) = (taker.is_bankrupt(), maker.is_bankrupt());
     let taker_base_before = taker.base_in(idx);
     let maker_base_before = maker.base_in(idx);
 
@@ -111,6 +113,18 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     fill_pair(taker, maker, market, books, taker_fill, clock)?;
     taker.add_pnl(negative(fee)?, books, clock)?;
 
+    if exchange_reduce_only || market_reduce_only {
+        let both_reduce = is_risk_reducing(taker_base_before, taker.base_in(idx))
+            && is_risk_reducing(maker_base_before, maker.base_in(idx));
+        if !both_reduce {
+            return Err(if exchange_reduce_only {
+                BackstopError::Paused
+            } else {
+                BackstopError::MarketPaused
+            }
+            .into());
+        }
+    }
     for (side, before, base_before) in [
         (&*taker, &taker_before, taker_base_before),
         (&*maker, &maker_before, maker_base_before),
@@ -122,6 +136,8 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         }
     }
     check_zero_sum(market)?;
+    track_bankruptcy(ex, taker_was_bankrupt, taker.is_bankrupt())?;
+    track_bankruptcy(ex, maker_was_bankrupt, maker.is_bankrupt())?;
 
     let treasury = crate::treasury!(a, exchange_info, ex);
     treasury.vault_to_insurance(&mut ex.books, fee)?;

@@ -1,7 +1,6 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::constants::PAUSE_WITHDRAWALS;
 use crate::engine::now;
 use crate::error::BackstopError;
 use crate::events::Withdrawn;
@@ -18,10 +17,8 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 #[derive(Accounts)]
 pub struct Withdraw<'info> {
     pub owner: Signer<'info>,
-    #[account(
-        mut,
-        constraint = !exchange.is_paused(PAUSE_WITHDRAWALS) @ BackstopError::Paused
-    )]
+    /// No pause stops withdrawals of free capital.
+    #[account(mut)]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,

@@ -17,8 +17,11 @@ use crate::math::clawback::{round_rate, Basis, Policy, Rate, Weight};
 use crate::math::safe::SafeMath;
 use crate::state::{ClawbackRecord, ExchangeParams};
 
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
 pub enum ClawbackPolicy {
+    #[default]
     ProfitProRata,
     LeverageWeighted,
 }

@@ -4,8 +4,10 @@ use crate::constants::*;
 use crate::error::BackstopError;
 use crate::state::{Books, ClawbackPolicy, EpochState};
 
-/// Exchange-wide parameters (bounded by `validate`).
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+/// Exchange-wide parameters (bounded by `validate`, changed through the timelock).
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
 pub struct ExchangeParams {
     /// Seconds over which positive pnl vests before `settle_pnl` may convert it to capital.
     pub pnl_warmup_secs: u32,
@@ -19,6 +21,12 @@ pub struct ExchangeParams {
     pub clawback_policy: ClawbackPolicy,
     /// Liquidations stop once equity ≥ MM · (1 + buffer).
     pub liquidation_buffer_bps: u16,
+    /// Wait between queueing an admin change (parameters, insurance withdrawal) and the
+    /// earliest time anyone may apply it. Zero only for localnets and tests: shown by
+    /// `backstop exchange show`.
+    pub admin_delay_secs: u32,
+    /// A pause lapses this long after it was set (0: until the admin lifts it).
+    pub max_pause_secs: u32,
 }
 
 impl ExchangeParams {
@@ -29,11 +37,53 @@ impl ExchangeParams {
                 && self.round_cooldown_secs <= MAX_ROUND_COOLDOWN_SECS
                 && self.clawback_rate_cap_bps > 0
                 && self.clawback_rate_cap_bps as u64 <= BPS_DENOMINATOR
-                && self.liquidation_buffer_bps <= MAX_LIQUIDATION_BUFFER_BPS,
+                && self.liquidation_buffer_bps <= MAX_LIQUIDATION_BUFFER_BPS
+                && self.admin_delay_secs <= MAX_ADMIN_DELAY_SECS
+                && self.max_pause_secs <= MAX_PAUSE_SECS,
             BackstopError::InvalidParameter
         );
         Ok(())
     }
+
+    /// A change from `old` moves each rate by at most one step.
+    pub fn validate_step(&self, old: &ExchangeParams) -> Result<()> {
+        require!(
+            self.clawback_rate_cap_bps
+                .abs_diff(old.clawback_rate_cap_bps)
+                <= MAX_RATE_CAP_STEP_BPS
+                && self
+                    .liquidation_buffer_bps
+                    .abs_diff(old.liquidation_buffer_bps)
+                    <= MAX_BUFFER_STEP_BPS,
+            BackstopError::StepTooLarge
+        );
+        Ok(())
+    }
+}
+
+/// An exchange-parameter change waiting for the admin delay.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
+pub struct QueuedExchangeParams {
+    pub active: bool,
+    pub params: ExchangeParams,
+    pub queued_at: i64,
+    /// Anyone may apply it from this time on (while no bad-debt epoch is open).
+    pub ready_at: i64,
+}
+
+/// An insurance withdrawal waiting for the admin delay.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
+pub struct QueuedWithdrawal {
+    pub active: bool,
+    pub amount: u64,
+    /// The token account the admin named when queueing.
+    pub destination: Pubkey,
+    pub queued_at: i64,
+    pub ready_at: i64,
 }
 
 /// One exchange: collateral mint, vaults, parameters, aggregates and the epoch machine.
@@ -63,6 +113,17 @@ pub struct Exchange {
     /// leaving early does not shrink an account's share (see `MarginAccount::epoch_withdrawn`).
     pub epoch_withdrawn_total: u64,
     pub withdrawn_epoch: u64,
+    /// The admin that created the exchange: the PDA seed, kept when the admin changes.
+    pub creator: Pubkey,
+    /// Proposed by the admin, becomes admin when it signs `accept_admin` (default: none).
+    pub pending_admin: Pubkey,
+    pub queued_params: QueuedExchangeParams,
+    pub queued_withdrawal: QueuedWithdrawal,
+    /// When the pause bits were last set (for `max_pause_secs`).
+    pub paused_at: i64,
+    /// Accounts flat with negative equity that `resolve_bankruptcy` has not written up
+    /// yet: insurance cannot be withdrawn while any exists.
+    pub unresolved_bankruptcies: u32,
     pub reserved: [u8; 48],
 }
 
@@ -76,14 +137,16 @@ impl Exchange {
         }
     }
 
-    pub fn is_paused(&self, bit: u8) -> bool {
-        self.paused & bit != 0
+    /// Whether pause `bit` is in force at `now`: set, and not lapsed after
+    /// `max_pause_secs`.
+    pub fn is_paused(&self, bit: u8, now: i64) -> bool {
+        self.paused & bit != 0 && pause_in_force(self.paused_at, self.params.max_pause_secs, now)
     }
 
     /// Owned seeds of this exchange's PDA, for signing vault transfers.
     pub fn seeds(&self) -> ExchangeSeeds {
         ExchangeSeeds {
-            admin: self.admin,
+            admin: self.creator,
             id: self.id.to_le_bytes(),
             bump: [self.bump],
         }
@@ -100,4 +163,10 @@ impl ExchangeSeeds {
     pub fn as_slices(&self) -> [&[u8]; 4] {
         [EXCHANGE_SEED, self.admin.as_ref(), &self.id, &self.bump]
     }
+}
+
+/// A pause set at `paused_at` is in force at `now` unless `max_pause_secs` (non-zero) has
+/// passed since.
+pub fn pause_in_force(paused_at: i64, max_pause_secs: u32, now: i64) -> bool {
+    max_pause_secs == 0 || now < paused_at.saturating_add(i64::from(max_pause_secs))
 }

@@ -12,8 +12,11 @@ pub enum OracleKind {
     PythPull,
 }
 
-/// Risk parameters of one perpetual market (bounded by `validate`).
-#[derive(AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, PartialEq, Eq, InitSpace)]
+/// Risk parameters of one perpetual market (bounded by `validate`, changed through the
+/// timelock in steps bounded by `validate_step`).
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
 pub struct MarketParams {
     pub initial_margin_bps: u16,
     pub maintenance_margin_bps: u16,
@@ -36,6 +39,7 @@ impl MarketParams {
             && self.maintenance_margin_bps < self.initial_margin_bps
             && self.maintenance_margin_bps > 0
             && self.liquidation_fee_bps < self.maintenance_margin_bps
+            && self.liquidation_fee_bps <= MAX_LIQUIDATION_FEE_BPS
             && self.insurance_share_bps as u64 <= BPS_DENOMINATOR
             && self.taker_fee_bps <= MAX_TAKER_FEE_BPS
             && self.max_trade_deviation_bps > 0
@@ -53,6 +57,30 @@ impl MarketParams {
 }
 
 impl MarketParams {
+    /// A change from `old` moves each rate by at most one step (`MAX_*_STEP_*`).
+    pub fn validate_step(&self, old: &MarketParams) -> Result<()> {
+        let ok = self.initial_margin_bps.abs_diff(old.initial_margin_bps) <= MAX_MARGIN_STEP_BPS
+            && self
+                .maintenance_margin_bps
+                .abs_diff(old.maintenance_margin_bps)
+                <= MAX_MARGIN_STEP_BPS
+            && self.liquidation_fee_bps.abs_diff(old.liquidation_fee_bps) <= MAX_FEE_STEP_BPS
+            && self.taker_fee_bps.abs_diff(old.taker_fee_bps) <= MAX_FEE_STEP_BPS
+            && self.insurance_share_bps.abs_diff(old.insurance_share_bps) <= MAX_SHARE_STEP_BPS
+            && self
+                .max_trade_deviation_bps
+                .abs_diff(old.max_trade_deviation_bps)
+                <= MAX_BAND_STEP_BPS
+            && self.oracle_max_conf_bps.abs_diff(old.oracle_max_conf_bps) <= MAX_BAND_STEP_BPS
+            && self.oracle_max_age_secs.abs_diff(old.oracle_max_age_secs)
+                <= MAX_ORACLE_AGE_STEP_SECS;
+        if !ok {
+            crate::log!("market params step too large: {:?} -> {:?}", old, self);
+        }
+        require!(ok, BackstopError::StepTooLarge);
+        Ok(())
+    }
+
     /// The parameters a liquidation in this market uses, with the exchange's buffer.
     pub fn liquidation_params(&self, buffer_bps: u16) -> LiquidationParams {
         LiquidationParams {
@@ -81,5 +109,28 @@ pub struct PerpMarket {
     /// Σ positive base over all accounts; equals `short_open_interest` (I2).
     pub long_open_interest: u64,
     pub short_open_interest: u64,
+    /// A parameter change waiting for the admin delay.
+    pub queued_params: QueuedMarketParams,
+    /// When `paused` was last set (for the exchange's `max_pause_secs`).
+    pub paused_at: i64,
     pub reserved: [u8; 32],
+}
+
+/// A market-parameter change waiting for the admin delay.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
+pub struct QueuedMarketParams {
+    pub active: bool,
+    pub params: MarketParams,
+    pub queued_at: i64,
+    /// Anyone may apply it from this time on (while no bad-debt epoch is open).
+    pub ready_at: i64,
+}
+
+impl PerpMarket {
+    /// Reduce-only at `now`: `paused` set and not lapsed after `max_pause_secs`.
+    pub fn reduce_only(&self, max_pause_secs: u32, now: i64) -> bool {
+        self.paused && crate::state::pause_in_force(self.paused_at, max_pause_secs, now)
+    }
 }
