@@ -38,14 +38,14 @@ pub enum AdminCmd {
         #[arg(long)]
         market: String,
     },
-    /// Pause the exchange (admin): `trading` makes it reduce-only, `new-accounts` stops
+    /// Pause the exchange (admin): `trading` freezes open interest, `new-accounts` stops
     /// account creation; `none` lifts every pause. Deposits, withdrawals and liquidations
     /// are never paused.
     Pause {
         /// Comma-separated: trading, new-accounts, or none.
         what: String,
     },
-    /// Make one market reduce-only, or lift it (admin).
+    /// Freeze one market's open interest, or lift it (admin).
     PauseMarket {
         #[arg(long)]
         market: String,
@@ -257,7 +257,14 @@ pub fn run(ctx: &Ctx, cmd: AdminCmd) -> Result<Value> {
             (
                 "pausing the market",
                 vec![ix::set_market_paused(&me.pubkey(), &exk, &m, on)],
-                format!("{name} is {}", if on { "reduce-only" } else { "open" }),
+                format!(
+                    "{name} is {}",
+                    if on {
+                        "paused (open interest frozen)"
+                    } else {
+                        "open"
+                    }
+                ),
             )
         }
         AdminCmd::WithdrawInsurance { amount, to } => {

@@ -87,6 +87,9 @@ const BACKSTOP: &[BackstopError] = {
         BankruptcyPending,
         NotPendingAdmin,
         WrongDestination,
+        ChangeExpired,
+        PauseHoldsChanges,
+        PauseCooldown,
     ]
 };
 

@@ -275,7 +275,7 @@ fn queue_apply_cancel_and_who_may_do_what() {
     assert_backstop_err(apply_exchange(&mut ex), E::NothingQueued);
     // Shortening the delay itself waits for the current delay.
     let shorter = ExchangeParams {
-        admin_delay_secs: 0,
+        admin_delay_secs: 1_800,
         ..e
     };
     queue_exchange(&mut ex, shorter).unwrap();
@@ -380,6 +380,7 @@ fn pauses_stop_new_risk_only() {
     ex.deposit(&alice, 1_000 * USDC).unwrap();
     let bob = ex.funded_user(1_000 * USDC);
     let keeper = ex.funded_user(100_000 * USDC);
+    let carol = ex.funded_user(1_000 * USDC);
     ex.trade(&alice, &bob, 0, 80 * BASE, 100.0).unwrap();
     pause(&mut ex, PAUSE_ALL);
     // New risk: refused. New accounts: refused.
@@ -389,17 +390,37 @@ fn pauses_stop_new_risk_only() {
     // Everything that cannot add risk stays open.
     ex.deposit(&alice, 10 * USDC).unwrap();
     ex.trade(&alice, &bob, 0, -10 * BASE, 100.0).unwrap();
+    // A position can be handed to a flat counterparty (open interest unchanged): no pause
+    // traps a user whose only way out is someone willing to take the position over.
+    ex.trade(&alice, &carol, 0, -5 * BASE, 100.0).unwrap();
+    assert_eq!(ex.account(&carol).positions[0].base_qty, 5 * BASE);
     ex.withdraw(&bob, 100 * USDC).unwrap();
     ex.set_price(0, 89.0);
     ex.liquidate(&keeper, &alice.margin, 0, u64::MAX).unwrap();
-    // A pause lapses after max_pause_secs.
-    ex.advance(600);
+    // Setting it again does not extend it; it lapses after max_pause_secs.
+    ex.advance(300);
+    pause(&mut ex, PAUSE_ALL);
+    ex.advance(300);
     ex.set_price(0, 89.0);
     ex.trade(&bob, &keeper, 0, -5 * BASE, 89.0).unwrap();
     ex.create_account(&newcomer).unwrap();
-    // A paused market is reduce-only too, whoever trades.
+    // Nor can it be renewed back to back: a new pause waits max_pause_secs unpaused.
     let admin = ex.admin.insecure_clone();
-    let (exk, m) = (ex.exchange_key(), ex.markets[0].pubkey);
+    let exk = ex.exchange_key();
+    let r = ex.send(
+        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_TRADING)],
+        &[&admin],
+    );
+    assert_backstop_err(r, E::PauseCooldown);
+    ex.send(&[ix::set_paused(&admin.pubkey(), &exk, 0)], &[&admin])
+        .unwrap();
+    let r = ex.send(
+        &[ix::set_paused(&admin.pubkey(), &exk, PAUSE_TRADING)],
+        &[&admin],
+    );
+    assert_backstop_err(r, E::PauseCooldown);
+    // A paused market freezes its open interest too, whoever trades.
+    let m = ex.markets[0].pubkey;
     ex.send(
         &[ix::set_market_paused(&admin.pubkey(), &exk, &m, true)],
         &[&admin],
@@ -455,4 +476,117 @@ fn the_admin_changes_in_two_steps_and_the_vaults_stay_reachable() {
     // The exchange PDA still signs for its vaults (its seed is the creator, not the admin).
     ex.withdraw(&alice, 500 * USDC).unwrap();
     assert_eq!(ex.token_balance(&alice.token), 500 * USDC);
+}
+
+/// A pause cannot hold users in place while a change they would escape comes due: queued
+/// changes wait until a full delay has passed with no pause in force.
+#[test]
+fn a_pause_stops_the_clock_of_queued_changes() {
+    let mut ex = delayed(3_600);
+    let d = default_market_params();
+    let step = MarketParams {
+        maintenance_margin_bps: d.maintenance_margin_bps + 100,
+        ..d
+    };
+    queue_market(&mut ex, step).unwrap();
+    let admin = ex.admin.insecure_clone();
+    let (exk, m) = (ex.exchange_key(), ex.markets[0].pubkey);
+    ex.send(
+        &[ix::set_market_paused(&admin.pubkey(), &exk, &m, true)],
+        &[&admin],
+    )
+    .unwrap();
+    ex.advance(3_600);
+    assert_backstop_err(apply_market(&mut ex), E::PauseHoldsChanges);
+    ex.send(
+        &[ix::set_market_paused(&admin.pubkey(), &exk, &m, false)],
+        &[&admin],
+    )
+    .unwrap();
+    // Lifted just now: users get the whole delay unpaused first.
+    assert_backstop_err(apply_market(&mut ex), E::PauseHoldsChanges);
+    ex.advance(3_600);
+    apply_market(&mut ex).unwrap();
+    assert_eq!(ex.market(0).params, step);
+}
+
+/// A due change is no standing option: it expires a day after it is ready.
+#[test]
+fn due_changes_expire() {
+    let mut ex = delayed(3_600);
+    let e = ExchangeParams {
+        pnl_warmup_secs: 600,
+        ..ex.exchange().params
+    };
+    queue_exchange(&mut ex, e).unwrap();
+    ex.advance(3_600 + CHANGE_APPLY_WINDOW_SECS + 1);
+    assert_backstop_err(apply_exchange(&mut ex), E::ChangeExpired);
+    let k = ex.keys;
+    let admin = ex.admin.insecure_clone();
+    let donor = ex.user(100 * USDC);
+    ex.contribute_insurance(&donor, 100 * USDC).unwrap();
+    let dest = ex.create_token_account(&ex.mint.clone(), &admin.pubkey(), 0);
+    ex.send(
+        &[ix::withdraw_insurance(&k, &admin.pubkey(), &dest, USDC)],
+        &[&admin],
+    )
+    .unwrap();
+    ex.advance(3_600 + CHANGE_APPLY_WINDOW_SECS + 1);
+    assert_backstop_err(
+        ex.send(&[ix::apply_insurance_withdrawal(&k, &dest)], &[]),
+        E::ChangeExpired,
+    );
+}
+
+/// The durations that protect users at most halve per change: the delay cannot be cut to
+/// zero in one step, nor warmup or the epoch timing; a bounded pause stays bounded.
+#[test]
+fn protective_durations_at_most_halve() {
+    let params = ExchangeParams {
+        admin_delay_secs: DAY,
+        pnl_warmup_secs: 3_600,
+        max_pause_secs: 600,
+        ..default_exchange_params()
+    };
+    let mut ex = TestExchange::with_params(params, &[default_market_params()], &[100.0]);
+    for p in [
+        ExchangeParams {
+            admin_delay_secs: 0,
+            ..params
+        },
+        ExchangeParams {
+            admin_delay_secs: DAY / 2 - 1,
+            ..params
+        },
+        ExchangeParams {
+            pnl_warmup_secs: 0,
+            ..params
+        },
+        ExchangeParams {
+            max_pause_secs: 0,
+            ..params
+        },
+        ExchangeParams {
+            max_pause_secs: 1_201,
+            ..params
+        },
+    ] {
+        assert_backstop_err(queue_exchange(&mut ex, p), E::StepTooLarge);
+    }
+    queue_exchange(
+        &mut ex,
+        ExchangeParams {
+            admin_delay_secs: DAY / 2,
+            pnl_warmup_secs: 1_800,
+            ..params
+        },
+    )
+    .unwrap();
+    // The lowest maintenance margin is 1%.
+    let d = default_market_params();
+    let low = MarketParams {
+        maintenance_margin_bps: MIN_MAINTENANCE_MARGIN_BPS - 1,
+        ..d
+    };
+    assert_backstop_err(queue_market(&mut ex, low), E::InvalidParameter);
 }

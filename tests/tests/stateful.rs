@@ -411,10 +411,12 @@ fn observe(r: &Run) -> State {
     State {
         now: r.ex.now(),
         params: model_params(&ex.params),
-        queued_params: ex
-            .queued_params
-            .active
-            .then(|| model_params(&ex.queued_params.params)),
+        queued_params: ex.queued_params.active.then(|| {
+            (
+                model_params(&ex.queued_params.params),
+                ex.queued_params.ready_at,
+            )
+        }),
         markets,
         accounts,
         books: model::Books {

@@ -37,7 +37,8 @@ pub const ORACLE_SEED: &[u8] = b"oracle";
 /// withdrawals of free capital, risk-reducing trades, liquidations, settling and the epoch
 /// cranks stay open in every pause, so no pause can trap a user's money.
 ///
-/// Reduce-only: trades that grow either side's position are refused (`Paused`).
+/// Open interest frozen: trades that would grow it are refused (`Paused`); closing a
+/// position, or handing it to another account, still goes through.
 #[constant]
 pub const PAUSE_TRADING: u8 = 1 << 0;
 /// No new margin accounts.
@@ -109,3 +110,11 @@ pub const MAX_ORACLE_AGE_STEP_SECS: u32 = 300;
 pub const MAX_RATE_CAP_STEP_BPS: u16 = 2_500;
 /// The liquidation buffer moves at most 10 points per change.
 pub const MAX_BUFFER_STEP_BPS: u16 = 1_000;
+/// A queued change (or insurance withdrawal) may be applied during one day after it is
+/// ready; then it expires and must be queued again. Without this a due change would be an
+/// option the admin could exercise at the worst moment for users (in a crash, say).
+pub const CHANGE_APPLY_WINDOW_SECS: i64 = 24 * 3600;
+/// 1%: the lowest maintenance margin. Lower margins (the bounds allowed 0.01%) would let
+/// a colluding pair run thousands-fold leverage and push losses onto the insurance fund
+/// and the winners' clawback.
+pub const MIN_MAINTENANCE_MARGIN_BPS: u16 = 100;

@@ -14,9 +14,9 @@ pub enum BackstopError {
     ZeroAmount,
     #[msg("Parameter out of bounds; see the bounds in constants.rs and the error log")]
     InvalidParameter,
-    #[msg("The exchange is paused: only trades that reduce both sides' positions, and no new accounts; deposits, withdrawals and liquidations stay open")]
+    #[msg("The exchange is paused: no trade may grow open interest (close or hand over positions) and no new accounts; deposits, withdrawals and liquidations stay open")]
     Paused,
-    #[msg("The market is paused (reduce-only): only trades that reduce both sides' positions")]
+    #[msg("The market is paused: no trade may grow its open interest; close positions or hand them over")]
     MarketPaused,
     #[msg("Signer is not the owner of this margin account")]
     NotAccountOwner,
@@ -146,6 +146,12 @@ pub enum BackstopError {
     NotPendingAdmin,
     #[msg("Destination token account differs from the one the withdrawal was queued for")]
     WrongDestination,
+    #[msg("The queued change was not applied within a day of becoming ready and expired; cancel it and queue it again")]
+    ChangeExpired,
+    #[msg("A pause is in force, or was set or lifted less than admin_delay_secs ago: queued changes wait until users have had the full delay to react")]
+    PauseHoldsChanges,
+    #[msg("The last pause ended too recently: a new one may start max_pause_secs after the previous one lapsed")]
+    PauseCooldown,
 }
 
 impl From<MathError> for BackstopError {

@@ -80,12 +80,12 @@ pub mod backstop {
         instructions::admin::cancel_market_params(ctx)
     }
 
-    /// Admin: makes a market reduce-only (or lifts it) at once.
+    /// Admin: pauses a market at once (its open interest may not grow) or lifts it.
     pub fn set_market_paused(ctx: Context<UpdateMarket>, paused: bool) -> Result<()> {
         instructions::admin::set_market_paused(ctx, paused)
     }
 
-    /// Admin: sets the exchange's pause bits at once (PAUSE_TRADING: reduce-only;
+    /// Admin: sets the exchange's pause bits at once (PAUSE_TRADING: open interest frozen;
     /// PAUSE_NEW_ACCOUNTS). Deposits, withdrawals and liquidations are never paused.
     pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
         instructions::admin::set_paused(ctx, flags)

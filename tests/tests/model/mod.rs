@@ -227,8 +227,9 @@ impl Books {
 pub struct State {
     pub now: i64,
     pub params: Params,
-    /// An exchange-parameter change the admin queued (the test exchange's delay is 0).
-    pub queued_params: Option<Params>,
+    /// An exchange-parameter change the admin queued, with its ready time (the test
+    /// exchange's delay is 0, so it is ready when queued).
+    pub queued_params: Option<(Params, i64)>,
     pub markets: Vec<Market>,
     pub accounts: Vec<Account>,
     pub books: Books,
@@ -1079,20 +1080,27 @@ impl State {
         if p.rate_cap_bps == 0 || p.rate_cap_bps > 10_000 || p.warmup_secs > MAX_WARMUP_SECS {
             return Err("InvalidParameter");
         }
-        if p.rate_cap_bps.abs_diff(self.params.rate_cap_bps) > 2_500
-            || p.buffer_bps.abs_diff(self.params.buffer_bps) > 1_000
+        let o = self.params;
+        if p.rate_cap_bps.abs_diff(o.rate_cap_bps) > 2_500
+            || p.buffer_bps.abs_diff(o.buffer_bps) > 1_000
+            || p.warmup_secs < o.warmup_secs / 2
+            || p.min_epoch_secs < o.min_epoch_secs / 2
+            || p.cooldown_secs < o.cooldown_secs / 2
         {
             return Err("StepTooLarge");
         }
-        self.queued_params = Some(p);
+        self.queued_params = Some((p, self.now));
         Ok(())
     }
 
     /// Anyone applies the queued change (the delay is 0): never while an epoch is open.
     pub fn apply_params(&mut self) -> R {
-        let Some(p) = self.queued_params else {
+        let Some((p, ready_at)) = self.queued_params else {
             return Err("NothingQueued");
         };
+        if self.now > ready_at + 24 * 3600 {
+            return Err("ChangeExpired");
+        }
         if self.epoch.phase != Phase::Normal {
             return Err("WaitsForNormal");
         }

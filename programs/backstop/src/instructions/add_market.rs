@@ -68,6 +68,7 @@ pub fn handler(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
         short_open_interest: 0,
         queued_params: QueuedMarketParams::default(),
         paused_at: 0,
+        pause_started_at: 0,
         reserved: [0; 32],
     });
     exchange.num_markets = index.checked_add(1).ok_or(BackstopError::MathOverflow)?;

@@ -3,13 +3,13 @@
 //! - parameter changes are *queued*; anyone may apply one once `admin_delay_secs` has
 //!   passed and no bad-debt epoch is open; the admin may cancel it before;
 //! - each change moves every rate by at most one step, within absolute caps;
-//! - pauses only stop new risk (reduce-only trading, no new accounts) and may lapse after
+//! - pauses only stop new risk (open interest frozen, no new accounts) and may lapse after
 //!   `max_pause_secs`;
 //! - the admin key changes in two steps (propose, accept), so it may be a multisig.
 
 use anchor_lang::prelude::*;
 
-use crate::constants::PAUSE_ALL;
+use crate::constants::{CHANGE_APPLY_WINDOW_SECS, PAUSE_ALL, PAUSE_TRADING};
 use crate::engine::now;
 use crate::error::BackstopError;
 use crate::events::{
@@ -18,8 +18,8 @@ use crate::events::{
 };
 use crate::math::safe::SafeMath;
 use crate::state::{
-    EpochPhase, Exchange, ExchangeParams, MarketParams, PerpMarket, QueuedExchangeParams,
-    QueuedMarketParams,
+    next_pause_start, EpochPhase, Exchange, ExchangeParams, MarketParams, PerpMarket,
+    QueuedExchangeParams, QueuedMarketParams,
 };
 
 /// Admin-signed changes to the exchange.
@@ -42,12 +42,32 @@ fn ready_at(exchange: &Exchange, now: i64) -> Result<i64> {
     Ok(now.safe_add(i64::from(exchange.params.admin_delay_secs))?)
 }
 
-/// The rule every queued change meets before it applies: its delay has passed and no
-/// bad-debt epoch is open (a change never reaches back into an open epoch: the warmup,
-/// the clawback policy and rate cap, margins and fees in force when the deficit opened
-/// stay until it closes).
-fn check_due(exchange: &Exchange, ready_at: i64, now: i64) -> Result<()> {
+/// The rule every queued change meets before it applies:
+/// - its delay has passed, and it is applied within `CHANGE_APPLY_WINDOW_SECS` after
+///   (else it expired: a due change must not become an option to exercise later);
+/// - no pause that concerns it is in force, and no pause was set or lifted during the last
+///   `admin_delay_secs` (`last_pause_change`): a pause cannot hold users in place while a
+///   change they would escape comes due;
+/// - no bad-debt epoch is open (a change never reaches back into an open epoch: the
+///   warmup, the clawback policy and rate cap, margins and fees in force when the deficit
+///   opened stay until it closes).
+fn check_due(
+    exchange: &Exchange,
+    ready_at: i64,
+    paused: bool,
+    last_pause_change: i64,
+    now: i64,
+) -> Result<()> {
     require!(now >= ready_at, BackstopError::TimelockPending);
+    require!(
+        now <= ready_at.saturating_add(CHANGE_APPLY_WINDOW_SECS),
+        BackstopError::ChangeExpired
+    );
+    let calm_since = last_pause_change.saturating_add(i64::from(exchange.params.admin_delay_secs));
+    require!(
+        !paused && (last_pause_change == 0 || now >= calm_since),
+        BackstopError::PauseHoldsChanges
+    );
     require!(
         exchange.epoch.phase == EpochPhase::Normal,
         BackstopError::WaitsForNormal
@@ -86,7 +106,8 @@ pub fn apply_exchange_params(ctx: Context<ApplyExchange>) -> Result<()> {
     let ex = &mut ctx.accounts.exchange;
     let q = ex.queued_params;
     require!(q.active, BackstopError::NothingQueued);
-    check_due(ex, q.ready_at, now)?;
+    let paused = ex.is_paused(PAUSE_ALL, now);
+    check_due(ex, q.ready_at, paused, ex.paused_at, now)?;
     let old = ex.params;
     ex.params = q.params;
     ex.queued_params = QueuedExchangeParams::default();
@@ -112,13 +133,20 @@ pub fn cancel_exchange_params(ctx: Context<UpdateExchange>) -> Result<()> {
     Ok(())
 }
 
-/// Sets the PAUSE_* bits at once: reduce-only trading, no new accounts. Lifting a pause
+/// Sets the PAUSE_* bits at once: open interest frozen, no new accounts. Lifting a pause
 /// is immediate too; a pause lapses after `max_pause_secs` when that is set.
 pub fn set_paused(ctx: Context<UpdateExchange>, flags: u8) -> Result<()> {
     require!(flags & !PAUSE_ALL == 0, BackstopError::InvalidParameter);
     let now = now()?;
     let key = ctx.accounts.exchange.key();
     let ex = &mut ctx.accounts.exchange;
+    ex.pause_started_at = next_pause_start(
+        ex.paused != 0,
+        ex.pause_started_at,
+        flags != 0,
+        ex.params.max_pause_secs,
+        now,
+    )?;
     ex.paused = flags;
     ex.paused_at = now;
     crate::events::emit(PausedSet {
@@ -219,7 +247,16 @@ pub fn apply_market_params(ctx: Context<ApplyMarket>) -> Result<()> {
     let market = &mut ctx.accounts.market;
     let q = market.queued_params;
     require!(q.active, BackstopError::NothingQueued);
-    check_due(&ctx.accounts.exchange, q.ready_at, now)?;
+    let ex = &ctx.accounts.exchange;
+    let paused =
+        ex.is_paused(PAUSE_TRADING, now) || market.reduce_only(ex.params.max_pause_secs, now);
+    check_due(
+        ex,
+        q.ready_at,
+        paused,
+        ex.paused_at.max(market.paused_at),
+        now,
+    )?;
     let old = market.params;
     market.params = q.params;
     market.queued_params = QueuedMarketParams::default();
@@ -244,12 +281,19 @@ pub fn cancel_market_params(ctx: Context<UpdateMarket>) -> Result<()> {
     Ok(())
 }
 
-/// Pauses a market at once (reduce-only) or lifts its pause; the exchange's
+/// Pauses a market at once (open interest frozen) or lifts its pause; the exchange's
 /// `max_pause_secs` bounds how long it lasts.
 pub fn set_market_paused(ctx: Context<UpdateMarket>, paused: bool) -> Result<()> {
     let now = now()?;
     let max_pause_secs = ctx.accounts.exchange.params.max_pause_secs;
     let market = &mut ctx.accounts.market;
+    market.pause_started_at = next_pause_start(
+        market.paused,
+        market.pause_started_at,
+        paused,
+        max_pause_secs,
+        now,
+    )?;
     market.paused = paused;
     market.paused_at = now;
     crate::events::emit(MarketPausedSet {

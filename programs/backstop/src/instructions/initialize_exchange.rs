@@ -72,6 +72,7 @@ pub fn handler(ctx: Context<InitializeExchange>, id: u16, params: ExchangeParams
         queued_params: QueuedExchangeParams::default(),
         queued_withdrawal: QueuedWithdrawal::default(),
         paused_at: 0,
+        pause_started_at: 0,
         unresolved_bankruptcies: 0,
         reserved: [0; 48],
     });

@@ -3,6 +3,7 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
+use crate::constants::CHANGE_APPLY_WINDOW_SECS;
 use crate::engine::now;
 use crate::error::BackstopError;
 use crate::events::{
@@ -128,6 +129,10 @@ pub fn apply_withdrawal(ctx: Context<ApplyInsuranceWithdrawal>) -> Result<()> {
     let q = ex.queued_withdrawal;
     require!(q.active, BackstopError::NothingQueued);
     require!(now >= q.ready_at, BackstopError::TimelockPending);
+    require!(
+        now <= q.ready_at.saturating_add(CHANGE_APPLY_WINDOW_SECS),
+        BackstopError::ChangeExpired
+    );
     require!(
         ex.books.deficit == 0 && ex.epoch.phase == EpochPhase::Normal,
         BackstopError::InsuranceLocked

@@ -7,7 +7,7 @@ use crate::engine::{now, pnl_clock, track_bankruptcy};
 use crate::error::BackstopError;
 use crate::events::TradeFilled;
 use crate::math::safe::negative;
-use crate::math::trade::{check_side, is_risk_reducing, taker_fee, taker_quote, within_band};
+use crate::math::trade::{check_side, taker_fee, taker_quote, within_band};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
@@ -68,7 +68,7 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     let ex: &mut Exchange = &mut a.exchange;
     let clock = pnl_clock(ex, now);
     let market: &mut PerpMarket = &mut a.market;
-    // A pause (exchange-wide or of this market) makes trading reduce-only.
+    // A pause (exchange-wide or of this market) freezes open interest: no trade may grow it.
     let exchange_reduce_only = ex.is_paused(PAUSE_TRADING, now);
     let market_reduce_only = market.reduce_only(ex.params.max_pause_secs, now);
     let oracle_price = read_price(
@@ -105,6 +105,7 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     let quote = taker_quote(base_qty, price)?;
     let fee = taker_fee(base_qty, price, market.params.taker_fee_bps)?;
     let books = &mut ex.books;
+    let long_oi_before = market.long_open_interest;
     let taker_fill = Fill {
         market_index: idx,
         base_delta: base_qty,
@@ -113,17 +114,17 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     fill_pair(taker, maker, market, books, taker_fill, clock)?;
     taker.add_pnl(negative(fee)?, books, clock)?;
 
-    if exchange_reduce_only || market_reduce_only {
-        let both_reduce = is_risk_reducing(taker_base_before, taker.base_in(idx))
-            && is_risk_reducing(maker_base_before, maker.base_in(idx));
-        if !both_reduce {
-            return Err(if exchange_reduce_only {
-                BackstopError::Paused
-            } else {
-                BackstopError::MarketPaused
-            }
-            .into());
+    // Under a pause a position can still be closed against anyone — a counterparty who
+    // reduces, or one who takes the position over (open interest unchanged) — so no pause
+    // traps a user; only trades that add open interest are refused.
+    let oi_grows = market.long_open_interest > long_oi_before;
+    if oi_grows && (exchange_reduce_only || market_reduce_only) {
+        return Err(if exchange_reduce_only {
+            BackstopError::Paused
+        } else {
+            BackstopError::MarketPaused
         }
+        .into());
     }
     for (side, before, base_before) in [
         (&*taker, &taker_before, taker_base_before),

@@ -100,6 +100,21 @@ pub struct EpochState {
     pub epoch_deficit_opened: u64,
     pub epoch_charged: u64,
     pub epoch_covered: u64,
+    /// The totals of the last epoch that closed (what `EpochClosed` said), kept so users
+    /// see how the last bad debt was settled after the counters above restart.
+    pub last_closed: ClosedEpoch,
+}
+
+/// Summary of a closed bad-debt epoch.
+#[derive(
+    AnchorSerialize, AnchorDeserialize, Clone, Copy, Debug, Default, PartialEq, Eq, InitSpace,
+)]
+pub struct ClosedEpoch {
+    pub epoch_id: u64,
+    pub rounds: u32,
+    pub deficit_opened: u64,
+    pub clawed_back: u64,
+    pub covered: u64,
 }
 
 impl EpochState {
@@ -143,6 +158,7 @@ impl EpochState {
             epoch_deficit_opened: 0,
             epoch_charged: 0,
             epoch_covered: 0,
+            last_closed: ClosedEpoch::default(),
         }
     }
 }
@@ -237,6 +253,7 @@ impl EpochState {
             epoch_deficit_opened: self.epoch_deficit_opened,
             epoch_charged: self.epoch_charged,
             epoch_covered: self.epoch_covered,
+            last_closed: self.last_closed,
             ..EpochState::empty()
         };
         Ok(RoundStarted {
@@ -518,6 +535,13 @@ impl EpochState {
     pub fn close(&mut self, exchange: Pubkey) -> Result<EpochClosed> {
         let closed = EpochClosed {
             exchange,
+            epoch_id: self.epoch_id,
+            rounds: self.rounds_in_epoch,
+            deficit_opened: self.epoch_deficit_opened,
+            clawed_back: self.epoch_charged,
+            covered: self.epoch_covered,
+        };
+        self.last_closed = ClosedEpoch {
             epoch_id: self.epoch_id,
             rounds: self.rounds_in_epoch,
             deficit_opened: self.epoch_deficit_opened,

@@ -46,7 +46,13 @@ impl ExchangeParams {
     }
 
     /// A change from `old` moves each rate by at most one step.
+    /// Durations that protect users (the admin delay, warmup, epoch timing) at most halve
+    /// per change; a bounded pause stays bounded and at most doubles.
     pub fn validate_step(&self, old: &ExchangeParams) -> Result<()> {
+        let halves = |new: u32, old: u32| new >= old / 2;
+        let pause_ok = old.max_pause_secs == 0
+            || (self.max_pause_secs > 0
+                && u64::from(self.max_pause_secs) <= u64::from(old.max_pause_secs) * 2);
         require!(
             self.clawback_rate_cap_bps
                 .abs_diff(old.clawback_rate_cap_bps)
@@ -54,7 +60,12 @@ impl ExchangeParams {
                 && self
                     .liquidation_buffer_bps
                     .abs_diff(old.liquidation_buffer_bps)
-                    <= MAX_BUFFER_STEP_BPS,
+                    <= MAX_BUFFER_STEP_BPS
+                && halves(self.admin_delay_secs, old.admin_delay_secs)
+                && halves(self.pnl_warmup_secs, old.pnl_warmup_secs)
+                && halves(self.min_epoch_secs, old.min_epoch_secs)
+                && halves(self.round_cooldown_secs, old.round_cooldown_secs)
+                && pause_ok,
             BackstopError::StepTooLarge
         );
         Ok(())
@@ -119,8 +130,10 @@ pub struct Exchange {
     pub pending_admin: Pubkey,
     pub queued_params: QueuedExchangeParams,
     pub queued_withdrawal: QueuedWithdrawal,
-    /// When the pause bits were last set (for `max_pause_secs`).
+    /// When the pause bits were last set or lifted (queued changes wait a full delay after).
     pub paused_at: i64,
+    /// When the current (or last) pause began (for `max_pause_secs`).
+    pub pause_started_at: i64,
     /// Accounts flat with negative equity that `resolve_bankruptcy` has not written up
     /// yet: insurance cannot be withdrawn while any exists.
     pub unresolved_bankruptcies: u32,
@@ -140,7 +153,8 @@ impl Exchange {
     /// Whether pause `bit` is in force at `now`: set, and not lapsed after
     /// `max_pause_secs`.
     pub fn is_paused(&self, bit: u8, now: i64) -> bool {
-        self.paused & bit != 0 && pause_in_force(self.paused_at, self.params.max_pause_secs, now)
+        self.paused & bit != 0
+            && pause_in_force(self.pause_started_at, self.params.max_pause_secs, now)
     }
 
     /// Owned seeds of this exchange's PDA, for signing vault transfers.
@@ -169,4 +183,30 @@ impl ExchangeSeeds {
 /// passed since.
 pub fn pause_in_force(paused_at: i64, max_pause_secs: u32, now: i64) -> bool {
     max_pause_secs == 0 || now < paused_at.saturating_add(i64::from(max_pause_secs))
+}
+
+/// Starts, changes or lifts a pause (`on`) whose state is (`was_on`, `started_at`): the
+/// new `started_at`, or `PauseCooldown`. A pause in force is not extended by setting it
+/// again, and a new pause may start only `2 · max_pause_secs` after the last one began
+/// (at least `max_pause_secs` unpaused), so a bounded pause cannot be renewed back to back.
+pub fn next_pause_start(
+    was_on: bool,
+    started_at: i64,
+    on: bool,
+    max_pause_secs: u32,
+    now: i64,
+) -> Result<i64> {
+    if !on {
+        return Ok(started_at);
+    }
+    if was_on && pause_in_force(started_at, max_pause_secs, now) {
+        return Ok(started_at);
+    }
+    // Lifting a pause early does not reset the budget either: the window runs from the
+    // start of the last pause (0: never paused).
+    if max_pause_secs > 0 && started_at != 0 {
+        let again_at = started_at.saturating_add(2i64.saturating_mul(i64::from(max_pause_secs)));
+        require!(now >= again_at, BackstopError::PauseCooldown);
+    }
+    Ok(now)
 }

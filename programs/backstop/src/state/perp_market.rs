@@ -37,7 +37,7 @@ impl MarketParams {
     pub fn validate(&self) -> Result<()> {
         let ok = self.initial_margin_bps as u64 <= BPS_DENOMINATOR
             && self.maintenance_margin_bps < self.initial_margin_bps
-            && self.maintenance_margin_bps > 0
+            && self.maintenance_margin_bps >= MIN_MAINTENANCE_MARGIN_BPS
             && self.liquidation_fee_bps < self.maintenance_margin_bps
             && self.liquidation_fee_bps <= MAX_LIQUIDATION_FEE_BPS
             && self.insurance_share_bps as u64 <= BPS_DENOMINATOR
@@ -111,8 +111,10 @@ pub struct PerpMarket {
     pub short_open_interest: u64,
     /// A parameter change waiting for the admin delay.
     pub queued_params: QueuedMarketParams,
-    /// When `paused` was last set (for the exchange's `max_pause_secs`).
+    /// When `paused` was last set or lifted (queued changes wait a full delay after it).
     pub paused_at: i64,
+    /// When the current (or last) pause began (for the exchange's `max_pause_secs`).
+    pub pause_started_at: i64,
     pub reserved: [u8; 32],
 }
 
@@ -129,8 +131,8 @@ pub struct QueuedMarketParams {
 }
 
 impl PerpMarket {
-    /// Reduce-only at `now`: `paused` set and not lapsed after `max_pause_secs`.
+    /// Frozen open interest at `now`: `paused` set and not lapsed after `max_pause_secs`.
     pub fn reduce_only(&self, max_pause_secs: u32, now: i64) -> bool {
-        self.paused && crate::state::pause_in_force(self.paused_at, max_pause_secs, now)
+        self.paused && crate::state::pause_in_force(self.pause_started_at, max_pause_secs, now)
     }
 }
