@@ -321,6 +321,13 @@ pub fn exchange_view(snap: &ExchangeSnapshot) -> Value {
             "epoch_deficit_opened": e.epoch_deficit_opened,
             "epoch_charged": e.epoch_charged,
             "epoch_covered": e.epoch_covered,
+            "last_closed": (e.last_closed.epoch_id > 0).then(|| json!({
+                "epoch_id": e.last_closed.epoch_id,
+                "rounds": e.last_closed.rounds,
+                "deficit_opened": e.last_closed.deficit_opened,
+                "clawed_back": e.last_closed.clawed_back,
+                "covered": e.last_closed.covered,
+            })),
         },
         "params": {
             "pnl_warmup_secs": ex.params.pnl_warmup_secs,
@@ -359,6 +366,18 @@ pub fn exchange_text(v: &Value) -> String {
         amt(&e["epoch_charged"], d),
         amt(&e["epoch_covered"], d),
     );
+    let last = &e["last_closed"];
+    if !last.is_null() {
+        let _ = writeln!(
+            o,
+            "  last closed epoch  {}: opened with {}, clawed back {}, covered {}, {} round(s)",
+            s(&last["epoch_id"]),
+            amt(&last["deficit_opened"], d),
+            amt(&last["clawed_back"], d),
+            amt(&last["covered"], d),
+            s(&last["rounds"]),
+        );
+    }
     if matches!(e["phase"].as_str(), Some("Tallying") | Some("Applying")) {
         let _ = writeln!(
             o,
@@ -418,7 +437,7 @@ pub fn exchange_text(v: &Value) -> String {
     if v["paused"].as_u64().unwrap_or(0) != 0 {
         let _ = writeln!(
             o,
-            "  PAUSED             flags {:#04x} (1: reduce-only trading, 2: no new accounts)",
+            "  PAUSED             flags {:#04x} (1: open interest frozen, 2: no new accounts)",
             v["paused"].as_u64().unwrap_or(0)
         );
     }
@@ -429,7 +448,7 @@ pub fn exchange_text(v: &Value) -> String {
     );
     for m in v["markets"].as_array().into_iter().flatten() {
         let status = if m["paused"].as_bool() == Some(true) {
-            "paused (reduce-only)".to_string()
+            "paused (open interest frozen)".to_string()
         } else if let Some(p) = m["oracle_problem"].as_str() {
             p.to_string()
         } else {

@@ -347,6 +347,16 @@ fn is_blockhash_problem(f: &Failure) -> bool {
 }
 
 fn classify(f: Failure) -> Outcome {
+    // The identical transaction (same blockhash) already landed: the work is done. Seen
+    // when the book had not caught up with the keeper's own previous send.
+    let duplicate = f
+        .runtime
+        .as_deref()
+        .is_some_and(|r| r.contains("already been processed"))
+        || f.to_string().contains("already been processed");
+    if duplicate {
+        return Outcome::BenignRace("AlreadyProcessed".into());
+    }
     match &f.error {
         Some(d) if BENIGN.contains(&d.name.as_str()) => Outcome::BenignRace(d.name.clone()),
         Some(d) => Outcome::Failed {

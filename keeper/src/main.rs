@@ -31,9 +31,11 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     } else {
+        // Colours only on a terminal: piped logs (the demo, files) stay plain text.
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
     let payer = match read_keypair_file(&settings.keypair) {

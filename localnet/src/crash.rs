@@ -282,14 +282,23 @@ pub fn summary(rpc: &RpcClient, c: &Crash) -> Result<String> {
     }
     let _ = writeln!(
         o,
-        "\ninsurance fund {} USDC · deficit {} · phase {:?} · epoch {} (this exchange's last epoch: opened {}, clawed back {}, covered {})",
+        "\ninsurance fund {} USDC · deficit {} · phase {:?} · epoch {}",
         usdc(ex.books.insurance_balance as i128),
         usdc(ex.books.deficit as i128),
         ex.epoch.phase,
         ex.epoch.epoch_id,
-        usdc(ex.epoch.epoch_deficit_opened as i128),
-        usdc(ex.epoch.epoch_charged as i128),
-        usdc(ex.epoch.epoch_covered as i128),
     );
+    let last = ex.epoch.last_closed;
+    if last.epoch_id > 0 {
+        let _ = writeln!(
+            o,
+            "last closed epoch {}: deficit {} USDC opened, {} clawed back, {} covered, in {} round(s)",
+            last.epoch_id,
+            usdc(last.deficit_opened as i128),
+            usdc(last.clawed_back as i128),
+            usdc(last.covered as i128),
+            last.rounds,
+        );
+    }
     Ok(o)
 }

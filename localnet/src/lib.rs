@@ -97,8 +97,10 @@ impl Localnet {
     }
 
     /// Writes the addresses the keeper and the CLI need, and the demo keypairs, into `dir`.
+    /// Every path written is absolute, so the file works from any directory.
     pub fn write_addresses(&self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir)?;
+        let dir = &dir.canonicalize()?;
         let admin_path = dir.join("admin.json");
         write_keypair_file(&self.admin, &admin_path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut wallets = vec![];

@@ -8,48 +8,47 @@ use backstop_localnet::{start, LocalnetConfig};
 
 mod demo;
 
-const USAGE: &str = "usage: backstop-localnet [--port 8899] [--ledger DIR] [--config migrations/localnet.toml] [--wallets 4] [--crash-demo [--exit-after-demo]]
-
-Starts a real agave test validator (JSON-RPC on 127.0.0.1:PORT, websocket on PORT+1) with
-the Backstop program (target/deploy/backstop.so when present, else the native build as a
-builtin), creates a collateral mint, deploys the exchange from the config and funds demo
-wallets. The addresses the keeper and CLI need are written to DIR/localnet.json.
-
---crash-demo  also deploys a demo exchange, starts the backstop-keeper binary (built next
-              to this one) against it, and plays a price crash over JSON-RPC: liquidation
-              → bankruptcy → insurance → clawback, ending with a summary table.
---exit-after-demo  stop after the demo instead of waiting for Ctrl-C.";
+/// Starts a real agave test validator (JSON-RPC on 127.0.0.1:PORT, websocket on PORT+1)
+/// with the Backstop program (target/deploy/backstop.so when present, else the native build
+/// as a builtin), creates a collateral mint, deploys the exchange from the config and funds
+/// demo wallets. The addresses the keeper and CLI need are written to
+/// LEDGER/backstop/localnet.json.
+#[derive(clap::Parser, Debug)]
+#[command(name = "backstop-localnet", version)]
+struct Args {
+    /// JSON-RPC port (the websocket listens on PORT+1).
+    #[arg(long, env = "BACKSTOP_LOCALNET_PORT", default_value_t = 8899)]
+    port: u16,
+    /// Ledger directory (created if missing).
+    #[arg(long, default_value = "test-ledger")]
+    ledger: PathBuf,
+    /// The deploy config of the exchange.
+    #[arg(long, default_value = "migrations/localnet.toml")]
+    config: PathBuf,
+    /// Funded demo wallets to create.
+    #[arg(long, default_value_t = 4)]
+    wallets: usize,
+    /// Also deploy a demo exchange, start the backstop-keeper binary (built next to this
+    /// one) against it, and play a price crash over JSON-RPC: liquidation → bankruptcy →
+    /// insurance → clawback, ending with a summary table.
+    #[arg(long)]
+    crash_demo: bool,
+    /// Stop after the demo instead of waiting for Ctrl-C.
+    #[arg(long, requires = "crash_demo")]
+    exit_after_demo: bool,
+}
 
 fn main() -> ExitCode {
-    let mut cfg = LocalnetConfig {
-        rpc_port: 8899,
-        ledger: PathBuf::from("test-ledger"),
-        deploy_config: PathBuf::from("migrations/localnet.toml"),
-        demo_wallets: 4,
+    let args = <Args as clap::Parser>::parse();
+    let cfg = LocalnetConfig {
+        rpc_port: args.port,
+        ledger: args.ledger,
+        deploy_config: args.config,
+        demo_wallets: args.wallets,
         wallet_usdc: 100_000_000_000,
         program_so: Some(PathBuf::from("target/deploy/backstop.so")),
     };
-    let (mut demo, mut exit_after) = (false, false);
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut val = || args.next().unwrap_or_default();
-        match a.as_str() {
-            "--port" => cfg.rpc_port = val().parse().unwrap_or(8899),
-            "--ledger" => cfg.ledger = PathBuf::from(val()),
-            "--config" => cfg.deploy_config = PathBuf::from(val()),
-            "--wallets" => cfg.demo_wallets = val().parse().unwrap_or(4),
-            "--crash-demo" => demo = true,
-            "--exit-after-demo" => exit_after = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
-            }
-            other => {
-                eprintln!("backstop-localnet: unknown argument {other:?}\n\n{USAGE}");
-                return ExitCode::FAILURE;
-            }
-        }
-    }
+    let (demo, exit_after) = (args.crash_demo, args.exit_after_demo);
     let net = match start(&cfg) {
         Ok(n) => n,
         Err(e) => {

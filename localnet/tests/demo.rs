@@ -38,6 +38,7 @@ fn crash_demo_plays_to_the_summary_table() {
         "211.224490",
         "140.816327",
         "15.959184",
+        "last closed epoch 1: deficit 368",
         "checked over RPC",
     ] {
         assert!(

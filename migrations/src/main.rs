@@ -4,76 +4,56 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anchor_lang::prelude::Pubkey;
+use anyhow::Result;
+use backstop_client::rpc::{expand_tilde, resolve_url};
 use backstop_migrations::{deploy, Config};
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::rpc_client::RpcClient;
 use solana_sdk::signature::read_keypair_file;
 
-const USAGE: &str =
-    "usage: backstop-migrate deploy --config FILE --mint MINT [--url URL] [--keypair PATH]
-
-Initializes the exchange described by FILE (admin = the keypair) with collateral MINT,
-then its oracle feeds and markets. Steps that already exist are left unchanged, so
-re-running changes nothing and says so.
-
-  --url      JSON-RPC endpoint, or localnet/devnet/mainnet-beta (default localnet)
-  --keypair  admin keypair (default ~/.config/solana/id.json)";
-
-fn url_for(moniker: &str) -> String {
-    match moniker {
-        "localnet" | "l" => "http://127.0.0.1:8899".into(),
-        "devnet" | "d" => "https://api.devnet.solana.com".into(),
-        "mainnet-beta" | "m" => "https://api.mainnet-beta.solana.com".into(),
-        other => other.into(),
-    }
+/// Deploys Backstop exchanges from TOML configs, idempotently.
+#[derive(clap::Parser, Debug)]
+#[command(name = "backstop-migrate", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-fn expand(path: &str) -> PathBuf {
-    match path.strip_prefix("~/") {
-        Some(rest) => PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(rest),
-        None => PathBuf::from(path),
-    }
+#[derive(clap::Subcommand, Debug)]
+enum Cmd {
+    /// Initializes the exchange described by the config (admin = the keypair) with the
+    /// collateral mint, then its oracle feeds and markets. Steps that already exist are
+    /// left unchanged, so re-running changes nothing and says so; changed parameters go
+    /// through the admin timelock (queued, applied once due).
+    Deploy {
+        /// The deploy config (see migrations/localnet.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The collateral mint.
+        #[arg(long)]
+        mint: Pubkey,
+        /// JSON-RPC endpoint, or localnet/devnet/testnet/mainnet-beta (l/d/t/m).
+        #[arg(long, short = 'u', env = "BACKSTOP_URL", default_value = "localnet")]
+        url: String,
+        /// The admin keypair.
+        #[arg(long, short = 'k', default_value = "~/.config/solana/id.json")]
+        keypair: String,
+    },
 }
 
 fn run() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    let cmd = args.next().unwrap_or_default();
-    if cmd == "-h" || cmd == "--help" || cmd.is_empty() {
-        println!("{USAGE}");
-        return Ok(());
-    }
-    if cmd != "deploy" {
-        bail!("unknown command {cmd:?}\n\n{USAGE}");
-    }
-    let (mut config, mut mint, mut url, mut keypair) = (
-        None,
-        None,
-        "localnet".to_string(),
-        "~/.config/solana/id.json".to_string(),
-    );
-    while let Some(a) = args.next() {
-        let mut val = || {
-            args.next()
-                .with_context(|| format!("{a} needs a value\n\n{USAGE}"))
-        };
-        match a.as_str() {
-            "--config" => config = Some(PathBuf::from(val()?)),
-            "--mint" => mint = Some(val()?),
-            "--url" | "-u" => url = val()?,
-            "--keypair" | "-k" => keypair = val()?,
-            other => bail!("unknown argument {other:?}\n\n{USAGE}"),
-        }
-    }
-    let config = Config::load(&config.context("--config is required")?)?;
-    let mint = mint
-        .context("--mint is required")?
-        .parse()
-        .context("--mint is not a valid address")?;
-    let admin = read_keypair_file(expand(&keypair)).map_err(|e| {
+    let Cmd::Deploy {
+        config,
+        mint,
+        url,
+        keypair,
+    } = <Cli as clap::Parser>::parse().cmd;
+    let config = Config::load(&config)?;
+    let admin = read_keypair_file(expand_tilde(&keypair)).map_err(|e| {
         anyhow::anyhow!("cannot read keypair {keypair}: {e} (create one with `solana-keygen new`)")
     })?;
-    let rpc = RpcClient::new_with_commitment(url_for(&url), CommitmentConfig::confirmed());
+    let rpc = RpcClient::new_with_commitment(resolve_url(&url), CommitmentConfig::confirmed());
     let report = deploy(&rpc, &admin, &mint, &config)?;
     for s in &report.steps {
         println!("{s}");

@@ -6,26 +6,29 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Builds the Anchor IDL of programs/backstop and writes it to PATH (default
+/// idl/backstop.json); with --check, compares instead and fails when they differ.
+#[derive(clap::Parser, Debug)]
+#[command(name = "backstop-idl", version)]
+struct Args {
+    /// Compare with PATH instead of writing it; exit 1 on drift.
+    #[arg(long)]
+    check: bool,
+    /// Where the IDL lives (default: idl/backstop.json in the workspace).
+    path: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
-    let mut check = false;
-    let mut out: Option<PathBuf> = None;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--check" => check = true,
-            "-h" | "--help" => {
-                println!(
-                    "usage: backstop-idl [--check] [PATH]\n\n\
-                     Builds the Anchor IDL of programs/backstop and writes it to PATH\n\
-                     (default idl/backstop.json). --check compares with PATH instead and\n\
-                     fails when they differ (run without --check to update it)."
-                );
-                return ExitCode::SUCCESS;
-            }
-            p => out = Some(PathBuf::from(p)),
-        }
-    }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = out.unwrap_or_else(|| root.join("idl/backstop.json"));
+    let args = <Args as clap::Parser>::parse();
+    let check = args.check;
+    // The workspace this run belongs to: `cargo run` sets CARGO_MANIFEST_DIR for the
+    // process; the compile-time value is only a fallback (a binary reused from a build in
+    // another checkout would otherwise write into that checkout).
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let root = manifest.join("../..");
+    let out = args.path.unwrap_or_else(|| root.join("idl/backstop.json"));
     // anchor-lang-idl 0.1.4 passes the literal argument "+{toolchain}" to cargo when
     // RUSTUP_TOOLCHAIN is set (as `cargo run` does); the toolchain is already selected.
     std::env::remove_var("RUSTUP_TOOLCHAIN");
