@@ -127,17 +127,26 @@ pub mod backstop {
         instructions::margin_account::close(ctx)
     }
 
-    /// Deposits collateral as capital.
+    /// Deposits `amount` collateral atoms (the mint's smallest unit) from `source` as
+    /// capital. Needs no price; never paused.
     pub fn deposit(ctx: Context<Deposit>, amount: u64) -> Result<()> {
         instructions::deposit::handler(ctx, amount)
     }
 
-    /// Withdraws capital, keeping initial margin.
+    /// Withdraws `amount` collateral atoms of capital to `destination`; the account must
+    /// meet initial margin afterwards, and while a deficit is open its share of it stays.
+    /// Remaining accounts: a (PerpMarket, oracle) pair, read-only, for every market the
+    /// account holds a position in.
     pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
         instructions::withdraw::handler(ctx, amount)
     }
 
-    /// Bilateral trade signed by taker and maker.
+    /// Bilateral trade signed by taker and maker. `base_qty`: the taker's side in base atoms,
+    /// positive when the taker buys (a long is a positive `base_qty`). `price`: quote atoms
+    /// per base atom × 10⁹, within `max_trade_deviation_bps` of the oracle; the taker's
+    /// quote basis changes by ⌈base_qty · price / 10⁹⌉, the maker's by the negative.
+    /// Remaining accounts: a read-only (PerpMarket, oracle) pair for every *other* market
+    /// the taker or the maker holds a position in (the traded market is passed by name).
     pub fn trade<'info>(
         ctx: Context<'info, Trade<'info>>,
         base_qty: i64,
@@ -146,12 +155,14 @@ pub mod backstop {
         instructions::trade::handler(ctx, base_qty, price)
     }
 
-    /// Marks positions to oracle, realizes losses, converts vested profit to capital.
+    /// Marks positions to oracle, realizes losses, converts vested profit to capital (only
+    /// while no deficit is open). Remaining accounts: a read-only (PerpMarket, oracle)
+    /// pair for every market the account holds a position in.
     pub fn settle_pnl<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
         instructions::settle_pnl::handler(ctx)
     }
 
-    /// Pays collateral into the insurance fund.
+    /// Pays `amount` collateral atoms into the insurance fund.
     pub fn contribute_insurance(ctx: Context<ContributeInsurance>, amount: u64) -> Result<()> {
         instructions::insurance::contribute(ctx, amount)
     }
@@ -172,12 +183,18 @@ pub mod backstop {
         instructions::insurance::cancel_withdrawal(ctx)
     }
 
-    /// Read-only health report through return data.
+    /// Read-only health report (equity, margins, liquidatable, bankrupt) as return data.
+    /// Remaining accounts: a read-only (PerpMarket, oracle) pair for every market the
+    /// account holds a position in.
     pub fn health<'info>(ctx: Context<'info, Health<'info>>) -> Result<HealthReport> {
         instructions::health::handler(ctx)
     }
 
-    /// Permissionless partial liquidation.
+    /// Permissionless partial liquidation: the liquidator's account takes over at most
+    /// `max_base_qty` base atoms of the liquidatee's position in `market`, only as much as
+    /// brings it back to MM · (1 + buffer). Remaining accounts: a read-only
+    /// (PerpMarket, oracle) pair for every *other* market the liquidatee or the liquidator
+    /// holds a position in.
     pub fn liquidate<'info>(
         ctx: Context<'info, Liquidate<'info>>,
         max_base_qty: u64,
@@ -195,7 +212,10 @@ pub mod backstop {
         instructions::begin_clawback::handler(ctx)
     }
 
-    /// Records weights for a batch of margin accounts.
+    /// Records weights for a batch of margin accounts. `num_accounts`: how many of the
+    /// remaining accounts are margin accounts (1 ..= MAX_TALLY_BATCH); they come first,
+    /// writable, each at most once, then a read-only (PerpMarket, oracle) pair for every
+    /// market any of them holds a position in.
     pub fn tally<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Result<()> {
         instructions::tally::handler(ctx, num_accounts)
     }
@@ -205,12 +225,16 @@ pub mod backstop {
         instructions::finalize_tally::handler(ctx)
     }
 
-    /// Charges a batch of tallied accounts and writes their receipts.
+    /// Charges a batch of tallied accounts and writes their receipts. Remaining accounts:
+    /// 1 ..= MAX_CLAWBACK_BATCH writable margin accounts, each at most once, each tallied
+    /// this round with weight in the round's basis (a zero-weight account is refused with
+    /// `NothingToClawBack`: leave it out). No prices needed.
     pub fn clawback<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         instructions::clawback::handler(ctx)
     }
 
-    /// Pays collateral into the vault to reduce the deficit.
+    /// Pays up to `amount` collateral atoms into the vault to reduce the deficit (at most
+    /// the deficit is taken). Refused while a round is being applied.
     pub fn cover_deficit(ctx: Context<CoverDeficit>, amount: u64) -> Result<()> {
         instructions::insurance::cover_deficit(ctx, amount)
     }
