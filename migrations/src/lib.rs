@@ -155,35 +155,20 @@ pub fn deploy(rpc: &RpcClient, admin: &Keypair, mint: &Pubkey, cfg: &Config) -> 
                 );
             }
             if ex.params != params {
-                // The config goes through the same timelock as any admin change.
-                let queued = ex.queued_params;
-                let step = if queued.active && queued.params != params {
-                    bail!("exchange {exchange}: a different parameter change is queued; cancel it first (`backstop admin cancel-exchange-params`)")
-                } else if queued.active {
-                    vec![ix::apply_exchange_params(&exchange)]
-                } else {
-                    let mut ixs = vec![ix::update_exchange_params(&admin_key, &exchange, params)];
-                    if ex.params.admin_delay_secs == 0 {
-                        ixs.push(ix::apply_exchange_params(&exchange));
-                    }
-                    ixs
-                };
-                let applies = step.len() == 2 || queued.active;
-                match send(rpc, admin, &[], &step) {
-                    Ok(_) if applies => report.steps.push(format!(
-                        "exchange {exchange}: parameters updated from the config"
-                    )),
-                    Ok(_) => report.steps.push(format!(
-                        "exchange {exchange}: parameter change queued; it applies after {} s (re-run deploy, or `backstop admin apply-exchange-params`)",
-                        ex.params.admin_delay_secs
-                    )),
-                    Err(e) if queued.active => report.steps.push(format!(
-                        "exchange {exchange}: parameter change queued, not applicable yet (ready at unix {}): {e}",
-                        queued.ready_at
-                    )),
-                    Err(e) => bail!("update_exchange_params: {e}"),
-                }
-                report.changed = true;
+                let q = ex.queued_params;
+                through_timelock(
+                    rpc,
+                    admin,
+                    &mut report,
+                    TimelockedChange {
+                        what: format!("exchange {exchange}"),
+                        queued: q.active.then_some((q.params == params, q.ready_at)),
+                        queue: ix::update_exchange_params(&admin_key, &exchange, params),
+                        apply: ix::apply_exchange_params(&exchange),
+                        delay_secs: ex.params.admin_delay_secs,
+                        cli_suffix: "exchange-params".into(),
+                    },
+                )?;
             } else {
                 report
                     .steps
@@ -266,40 +251,21 @@ pub fn deploy(rpc: &RpcClient, admin: &Keypair, mint: &Pubkey, cfg: &Config) -> 
                     m.name
                 ));
             } else {
-                // Through the same timelock as any admin change.
                 let ex = decode::exchange(&rpc.get_account(&exchange)?.data)?;
-                let queued = current.queued_params;
-                let ixs = if queued.active && queued.params != want {
-                    bail!("market {}: a different parameter change is queued; cancel it first (`backstop admin cancel-market-params --market {}`)", m.name, m.name)
-                } else if queued.active {
-                    vec![ix::apply_market_params(&exchange, &market)]
-                } else if ex.params.admin_delay_secs == 0 {
-                    vec![
-                        ix::update_market_params(&admin_key, &exchange, &market, want),
-                        ix::apply_market_params(&exchange, &market),
-                    ]
-                } else {
-                    vec![ix::update_market_params(
-                        &admin_key, &exchange, &market, want,
-                    )]
-                };
-                let applies = ixs.len() == 2 || queued.active;
-                match send(rpc, admin, &[], &ixs) {
-                    Ok(_) if applies => report.steps.push(format!(
-                        "market {index} {}: parameters updated from the config",
-                        m.name
-                    )),
-                    Ok(_) => report.steps.push(format!(
-                        "market {index} {}: parameter change queued; it applies after {} s (re-run deploy)",
-                        m.name, ex.params.admin_delay_secs
-                    )),
-                    Err(e) if queued.active => report.steps.push(format!(
-                        "market {index} {}: parameter change queued, not applicable yet (ready at unix {}): {e}",
-                        m.name, queued.ready_at
-                    )),
-                    Err(e) => bail!("update_market_params {}: {e}", m.name),
-                }
-                report.changed = true;
+                let q = current.queued_params;
+                through_timelock(
+                    rpc,
+                    admin,
+                    &mut report,
+                    TimelockedChange {
+                        what: format!("market {index} {}", m.name),
+                        queued: q.active.then_some((q.params == want, q.ready_at)),
+                        queue: ix::update_market_params(&admin_key, &exchange, &market, want),
+                        apply: ix::apply_market_params(&exchange, &market),
+                        delay_secs: ex.params.admin_delay_secs,
+                        cli_suffix: format!("market-params --market {}", m.name),
+                    },
+                )?;
             }
         } else {
             let mut name = [0u8; 16];
@@ -330,6 +296,59 @@ pub fn deploy(rpc: &RpcClient, admin: &Keypair, mint: &Pubkey, cfg: &Config) -> 
         report.markets.push((m.name.clone(), market, oracle));
     }
     Ok(report)
+}
+
+/// A parameter change the config asks for: it goes through the same admin timelock as
+/// any change (queue, then apply once due).
+struct TimelockedChange {
+    /// "exchange ADDRESS" or "market INDEX NAME", for the report.
+    what: String,
+    /// A change already queued: whether it is this one, and when it is ready.
+    queued: Option<(bool, i64)>,
+    queue: anchor_lang::solana_program::instruction::Instruction,
+    apply: anchor_lang::solana_program::instruction::Instruction,
+    /// The exchange's admin delay: with 0, queue and apply go in one transaction.
+    delay_secs: u32,
+    /// `backstop admin {cancel,apply}-…` for the hints.
+    cli_suffix: String,
+}
+
+/// Queues the change (and applies it at once when the delay is 0), or applies the same
+/// change queued by an earlier run; a different queued change must be cancelled first.
+fn through_timelock(
+    rpc: &RpcClient,
+    admin: &Keypair,
+    report: &mut Report,
+    c: TimelockedChange,
+) -> Result<()> {
+    let what = &c.what;
+    let ixs = match c.queued {
+        Some((false, _)) => bail!(
+            "{what}: a different parameter change is queued; cancel it first (`backstop admin cancel-{}`)",
+            c.cli_suffix
+        ),
+        Some((true, _)) => vec![c.apply],
+        None if c.delay_secs == 0 => vec![c.queue, c.apply],
+        None => vec![c.queue],
+    };
+    let applies = ixs.len() == 2 || c.queued.is_some();
+    match send(rpc, admin, &[], &ixs) {
+        Ok(_) if applies => report
+            .steps
+            .push(format!("{what}: parameters updated from the config")),
+        Ok(_) => report.steps.push(format!(
+            "{what}: parameter change queued; it applies after {} s (re-run deploy, or `backstop admin apply-{}`)",
+            c.delay_secs, c.cli_suffix
+        )),
+        Err(e) => match c.queued {
+            Some((_, ready_at)) => report.steps.push(format!(
+                "{what}: parameter change queued, not applicable yet (ready at unix {ready_at}): {e}"
+            )),
+            None => bail!("{what}: queueing the parameter change: {e}"),
+        },
+    }
+    report.changed = true;
+    Ok(())
 }
 
 fn hex_32(s: &str) -> Result<[u8; 32]> {

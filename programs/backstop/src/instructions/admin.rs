@@ -37,14 +37,25 @@ pub struct ApplyExchange<'info> {
     pub exchange: Box<Account<'info, Exchange>>,
 }
 
-/// When a change queued at `now` on `exchange` may be applied.
-fn ready_at(exchange: &Exchange, now: i64) -> Result<i64> {
+/// When a change (or insurance withdrawal) queued at `now` on `exchange` may be applied.
+pub(crate) fn ready_at(exchange: &Exchange, now: i64) -> Result<i64> {
     Ok(now.safe_add(i64::from(exchange.params.admin_delay_secs))?)
 }
 
+/// A queued item is applicable from `ready_at` for `CHANGE_APPLY_WINDOW_SECS`; before,
+/// `TimelockPending`; after, it expired (a due change must not become an option to
+/// exercise later).
+pub(crate) fn check_window(ready_at: i64, now: i64) -> Result<()> {
+    require!(now >= ready_at, BackstopError::TimelockPending);
+    require!(
+        now <= ready_at.saturating_add(CHANGE_APPLY_WINDOW_SECS),
+        BackstopError::ChangeExpired
+    );
+    Ok(())
+}
+
 /// The rule every queued change meets before it applies:
-/// - its delay has passed, and it is applied within `CHANGE_APPLY_WINDOW_SECS` after
-///   (else it expired: a due change must not become an option to exercise later);
+/// - it is inside its window ([`check_window`]);
 /// - no pause that concerns it is in force, and no pause was set or lifted during the last
 ///   `admin_delay_secs` (`last_pause_change`): a pause cannot hold users in place while a
 ///   change they would escape comes due;
@@ -58,11 +69,7 @@ fn check_due(
     last_pause_change: i64,
     now: i64,
 ) -> Result<()> {
-    require!(now >= ready_at, BackstopError::TimelockPending);
-    require!(
-        now <= ready_at.saturating_add(CHANGE_APPLY_WINDOW_SECS),
-        BackstopError::ChangeExpired
-    );
+    check_window(ready_at, now)?;
     let calm_since = last_pause_change.saturating_add(i64::from(exchange.params.admin_delay_secs));
     require!(
         !paused && (last_pause_change == 0 || now >= calm_since),
@@ -249,7 +256,7 @@ pub fn apply_market_params(ctx: Context<ApplyMarket>) -> Result<()> {
     require!(q.active, BackstopError::NothingQueued);
     let ex = &ctx.accounts.exchange;
     let paused =
-        ex.is_paused(PAUSE_TRADING, now) || market.reduce_only(ex.params.max_pause_secs, now);
+        ex.is_paused(PAUSE_TRADING, now) || market.pause_in_force(ex.params.max_pause_secs, now);
     check_due(
         ex,
         q.ready_at,

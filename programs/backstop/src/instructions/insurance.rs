@@ -3,15 +3,13 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::constants::CHANGE_APPLY_WINDOW_SECS;
 use crate::engine::now;
 use crate::error::BackstopError;
 use crate::events::{
     ChangeCancelled, ChangeKind, DeficitCovered, InsuranceContributed, InsuranceWithdrawalQueued,
     InsuranceWithdrawn, SurplusSwept,
 };
-use crate::instructions::admin::UpdateExchange;
-use crate::math::safe::SafeMath;
+use crate::instructions::admin::{check_window, ready_at, UpdateExchange};
 use crate::state::{EpochPhase, Exchange, QueuedWithdrawal};
 
 /// Anyone pays collateral into the insurance fund.
@@ -85,7 +83,7 @@ pub fn withdraw(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
     );
     // The fund is checked when the withdrawal is paid out (`InsufficientInsurance`): it
     // may have grown or shrunk by then.
-    let ready_at = now.safe_add(i64::from(ex.params.admin_delay_secs))?;
+    let ready_at = ready_at(ex, now)?;
     ex.queued_withdrawal = QueuedWithdrawal {
         active: true,
         amount,
@@ -128,11 +126,7 @@ pub fn apply_withdrawal(ctx: Context<ApplyInsuranceWithdrawal>) -> Result<()> {
     let ex: &mut Exchange = &mut a.exchange;
     let q = ex.queued_withdrawal;
     require!(q.active, BackstopError::NothingQueued);
-    require!(now >= q.ready_at, BackstopError::TimelockPending);
-    require!(
-        now <= q.ready_at.saturating_add(CHANGE_APPLY_WINDOW_SECS),
-        BackstopError::ChangeExpired
-    );
+    check_window(q.ready_at, now)?;
     require!(
         ex.books.deficit == 0 && ex.epoch.phase == EpochPhase::Normal,
         BackstopError::InsuranceLocked

@@ -69,8 +69,8 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     let clock = pnl_clock(ex, now);
     let market: &mut PerpMarket = &mut a.market;
     // A pause (exchange-wide or of this market) freezes open interest: no trade may grow it.
-    let exchange_reduce_only = ex.is_paused(PAUSE_TRADING, now);
-    let market_reduce_only = market.reduce_only(ex.params.max_pause_secs, now);
+    let exchange_paused = ex.is_paused(PAUSE_TRADING, now);
+    let market_paused = market.pause_in_force(ex.params.max_pause_secs, now);
     let oracle_price = read_price(
         &a.oracle.to_account_info(),
         market,
@@ -118,8 +118,8 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     // reduces, or one who takes the position over (open interest unchanged) — so no pause
     // traps a user; only trades that add open interest are refused.
     let oi_grows = market.long_open_interest > long_oi_before;
-    if oi_grows && (exchange_reduce_only || market_reduce_only) {
-        return Err(if exchange_reduce_only {
+    if oi_grows && (exchange_paused || market_paused) {
+        return Err(if exchange_paused {
             BackstopError::Paused
         } else {
             BackstopError::MarketPaused

@@ -132,7 +132,7 @@ pub struct QueuedMarketParams {
 
 impl PerpMarket {
     /// Frozen open interest at `now`: `paused` set and not lapsed after `max_pause_secs`.
-    pub fn reduce_only(&self, max_pause_secs: u32, now: i64) -> bool {
+    pub fn pause_in_force(&self, max_pause_secs: u32, now: i64) -> bool {
         self.paused && crate::state::pause_in_force(self.pause_started_at, max_pause_secs, now)
     }
 }
