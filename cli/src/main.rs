@@ -661,7 +661,7 @@ fn settle(ctx: &Ctx) -> Result<Value> {
         &owner,
         &[],
         &[ix::settle_pnl(
-            &ctx.exchange,
+            &ix::ExchangeKeys::of(ctx.exchange),
             &owner.pubkey(),
             &snap.pairs_for(&before),
         )],

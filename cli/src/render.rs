@@ -315,7 +315,9 @@ pub fn exchange_view(snap: &ExchangeSnapshot) -> Value {
             "rounds_in_epoch": e.rounds_in_epoch,
             "round_seq": e.round_seq,
             "tallied": e.tallied,
-            "accounts_to_tally": e.accounts_to_tally,
+            "untallied": e.untallied,
+            "profit_pending": e.profit_pending,
+            "capital_pending": e.capital_pending,
             "applied": e.applied,
             "to_apply": e.to_apply,
             "epoch_deficit_opened": e.epoch_deficit_opened,
@@ -381,9 +383,10 @@ pub fn exchange_text(v: &Value) -> String {
     if matches!(e["phase"].as_str(), Some("Tallying") | Some("Applying")) {
         let _ = writeln!(
             o,
-            "  round progress     tallied {}/{}, applied {}/{}",
+            "  round progress     tallied {} (still needed: {} that can carry profit, {} with capital), applied {}/{}",
             s(&e["tallied"]),
-            s(&e["accounts_to_tally"]),
+            s(&e["profit_pending"]),
+            s(&e["capital_pending"]),
             s(&e["applied"]),
             s(&e["to_apply"])
         );

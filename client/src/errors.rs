@@ -90,6 +90,9 @@ const BACKSTOP: &[BackstopError] = {
         ChangeExpired,
         PauseHoldsChanges,
         PauseCooldown,
+        PriceNotOracle,
+        ClawbackDue,
+        TooManyMarkets,
     ]
 };
 

@@ -352,13 +352,17 @@ pub fn trade(
     )
 }
 
-pub fn settle_pnl(exchange: &Pubkey, owner: &Pubkey, pairs: &[(Pubkey, Pubkey)]) -> Instruction {
+/// `pairs`: (market, oracle) for every open position of the account.
+pub fn settle_pnl(k: &ExchangeKeys, owner: &Pubkey, pairs: &[(Pubkey, Pubkey)]) -> Instruction {
     with_remaining(
         build(
             acc::SettlePnl {
                 owner: *owner,
-                exchange: *exchange,
-                margin_account: pda::margin_account(exchange, owner),
+                exchange: k.exchange,
+                margin_account: pda::margin_account(&k.exchange, owner),
+                vault: k.vault,
+                insurance_vault: k.insurance_vault,
+                token_program: TOKEN_PROGRAM_ID,
             },
             data::SettlePnl {},
         ),
@@ -487,30 +491,33 @@ pub fn resolve_bankruptcy(k: &ExchangeKeys, margin_account: &Pubkey) -> Instruct
     )
 }
 
-pub fn begin_clawback(exchange: &Pubkey) -> Instruction {
-    build(
-        acc::BeginClawback {
-            exchange: *exchange,
-        },
-        data::BeginClawback {},
+/// Starts a round; `pairs`: (market, oracle) for every market of the exchange (the
+/// round's price snapshot).
+pub fn begin_clawback(exchange: &Pubkey, pairs: &[(Pubkey, Pubkey)]) -> Instruction {
+    with_remaining(
+        build(
+            acc::BeginClawback {
+                exchange: *exchange,
+            },
+            data::BeginClawback {},
+        ),
+        &market_pairs(pairs),
     )
 }
 
-/// Tallies `accounts` (margin accounts); `pairs` must cover every market they hold.
-pub fn tally(exchange: &Pubkey, accounts: &[Pubkey], pairs: &[(Pubkey, Pubkey)]) -> Instruction {
-    let mut remaining: Vec<AccountMeta> = accounts
+/// Tallies `accounts` (margin accounts not yet tallied this round) at the round's
+/// snapshot; no market or oracle account is needed.
+pub fn tally(exchange: &Pubkey, accounts: &[Pubkey]) -> Instruction {
+    let remaining: Vec<AccountMeta> = accounts
         .iter()
         .map(|a| AccountMeta::new(*a, false))
         .collect();
-    remaining.extend(market_pairs(pairs));
     with_remaining(
         build(
             acc::Tally {
                 exchange: *exchange,
             },
-            data::Tally {
-                num_accounts: accounts.len() as u8,
-            },
+            data::Tally {},
         ),
         &remaining,
     )

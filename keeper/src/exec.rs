@@ -135,8 +135,8 @@ impl Sender {
                 )]
             }
             Action::ResolveBankruptcy { account } => vec![ix::resolve_bankruptcy(&keys, account)],
-            Action::BeginClawback => vec![ix::begin_clawback(&ex)],
-            Action::Tally { accounts } => vec![ix::tally(&ex, accounts, &all_pairs)],
+            Action::BeginClawback => vec![ix::begin_clawback(&ex, &all_pairs)],
+            Action::Tally { accounts } => vec![ix::tally(&ex, accounts)],
             Action::FinalizeTally => vec![ix::finalize_tally(&ex)],
             Action::Clawback { accounts } => vec![ix::clawback(&keys, accounts)],
         })

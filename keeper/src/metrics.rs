@@ -134,7 +134,7 @@ impl Metrics {
         counter(
             &mut o,
             "backstop_keeper_bankruptcies_total",
-            "Confirmed resolve_bankruptcy transactions.",
+            "Confirmed resolve_bankruptcy transactions (a liquidation resolves the bankruptcy it creates itself; these are the others).",
             l(&self.bankruptcies),
         );
         counter(

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use anchor_lang::prelude::Pubkey;
 use backstop::engine::position::{fill, Fill};
+use backstop::engine::round::weights_at_snapshot;
 use backstop::math::health::Health;
 use backstop::math::liquidation::{liquidatee_fill, liquidation_terms};
 use backstop::oracle::PriceCache;
@@ -371,12 +372,36 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
             }
         }
         EpochPhase::Tallying => {
-            let todo: Vec<Pubkey> = keys
-                .into_iter()
-                .filter(|k| e.due_for_tally(&book.accounts[*k].clawback))
-                .copied()
+            if e.tally_complete() {
+                return vec![Action::FinalizeTally];
+            }
+            // The tallies the round needs, largest profit weight at the snapshot first (the
+            // weights that decide the rate); the rest of the untallied accounts only if the
+            // counters somehow miss one (tallying every account is the exit that always
+            // works).
+            let weight = |k: &Pubkey| {
+                weights_at_snapshot(ex, &book.accounts[k])
+                    .map(|(w, capital)| (w.weight, capital))
+                    .unwrap_or_default()
+            };
+            let mut todo: Vec<(Pubkey, (u128, u64))> = keys
+                .iter()
+                .filter(|k| {
+                    let a = &book.accounts[**k];
+                    e.needs_tally(&a.clawback, a.standing())
+                })
+                .map(|k| (**k, weight(k)))
                 .collect();
-            if todo.is_empty() || e.tally_complete() {
+            if todo.is_empty() {
+                todo = keys
+                    .iter()
+                    .filter(|k| e.due_for_tally(&book.accounts[**k].clawback))
+                    .map(|k| (**k, weight(k)))
+                    .collect();
+            }
+            todo.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            let todo: Vec<Pubkey> = todo.into_iter().map(|(k, _)| k).collect();
+            if todo.is_empty() {
                 vec![Action::FinalizeTally]
             } else {
                 todo.chunks(tally_batch.max(1))
@@ -645,11 +670,13 @@ mod tests {
             epoch_step(&b, NOW + 30, 27, 26),
             vec![Action::BeginClawback]
         );
-        // Tallying: 60 accounts in 27 + 27 + 6, sorted, every account once.
+        // Tallying a capital round (no account can carry profit weight): the 60 accounts
+        // with capital in 27 + 27 + 6, equal weights sorted by key, every account once.
         let ex = b.exchange.as_mut().unwrap();
         ex.epoch.phase = EpochPhase::Tallying;
         ex.epoch.round_seq = 1;
-        ex.epoch.accounts_to_tally = 60;
+        ex.epoch.untallied = 60;
+        ex.epoch.capital_pending = 60;
         let steps = epoch_step(&b, NOW, 27, 26);
         let sizes: Vec<usize> = steps
             .iter()
@@ -674,7 +701,8 @@ mod tests {
         for k in &keys {
             b.accounts.get_mut(k).unwrap().clawback.tally_round = 1;
         }
-        b.exchange.as_mut().unwrap().epoch.tallied = 60;
+        let e = &mut b.exchange.as_mut().unwrap().epoch;
+        (e.tallied, e.untallied, e.capital_pending) = (60, 0, 0);
         assert_eq!(epoch_step(&b, NOW, 27, 26), vec![Action::FinalizeTally]);
         // Applying: only weighted accounts not yet charged, in batches of 26.
         let ex = b.exchange.as_mut().unwrap();

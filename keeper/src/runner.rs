@@ -177,15 +177,9 @@ impl Keeper {
         let payer = self.sender.payer.pubkey();
         let ex = self.settings.exchange;
         let keys = ix::ExchangeKeys::of(ex);
-        let pairs: Vec<(Pubkey, Pubkey)> = self
-            .book
-            .markets
-            .iter()
-            .map(|m| (m.address, m.market.oracle))
-            .collect();
         let fake: Vec<Pubkey> = (0..64).map(|_| Pubkey::new_unique()).collect();
         self.tally_batch = max_batch(&payer, MAX_TALLY_BATCH.into(), |n| {
-            ix::tally(&ex, &fake[..n], &pairs)
+            ix::tally(&ex, &fake[..n])
         })
         .max(1);
         self.clawback_batch = max_batch(&payer, MAX_CLAWBACK_BATCH.into(), |n| {
@@ -711,12 +705,13 @@ pub fn status_text(book: &Book, now: i64, top: usize) -> String {
     let _ = writeln!(o, "Exchange {}", book.exchange_address);
     let _ = writeln!(
         o,
-        "  epoch {:?} (epoch {}, round {}; tallied {}/{}, applied {}/{}), deficit {}, insurance {}, vault {}",
+        "  epoch {:?} (epoch {}, round {}; tallied {}, still needed {} with profit / {} with capital, applied {}/{}), deficit {}, insurance {}, vault {}",
         e.phase,
         e.epoch_id,
         e.rounds_in_epoch,
         e.tallied,
-        e.accounts_to_tally,
+        e.profit_pending,
+        e.capital_pending,
         e.applied,
         e.to_apply,
         amt(ex.books.deficit as i128),

@@ -104,8 +104,8 @@ fn deposit_trade_price_move_settle_withdraw_over_json_rpc(net: &Localnet, cfg: &
     )
     .expect("price");
     let pairs = [(sol_market, sol_oracle)];
-    send(&rpc, a, &[], &[ix::settle_pnl(&ex, &a.pubkey(), &pairs)]).expect("settle a");
-    send(&rpc, b, &[], &[ix::settle_pnl(&ex, &b.pubkey(), &pairs)]).expect("settle b");
+    send(&rpc, a, &[], &[ix::settle_pnl(&keys, &a.pubkey(), &pairs)]).expect("settle a");
+    send(&rpc, b, &[], &[ix::settle_pnl(&keys, &b.pubkey(), &pairs)]).expect("settle b");
     let ma = decode::margin_account(
         &rpc.get_account_data(&pda::margin_account(&ex, &a.pubkey()))
             .unwrap(),
@@ -143,7 +143,7 @@ fn deposit_trade_price_move_settle_withdraw_over_json_rpc(net: &Localnet, cfg: &
     .expect("close");
     let fee2 = 330 * USDC / 1_000;
     for (w, t) in [(a, ta), (b, tb)] {
-        send(&rpc, w, &[], &[ix::settle_pnl(&ex, &w.pubkey(), &[])]).expect("settle");
+        send(&rpc, w, &[], &[ix::settle_pnl(&keys, &w.pubkey(), &[])]).expect("settle");
         let m = decode::margin_account(
             &rpc.get_account_data(&pda::margin_account(&ex, &w.pubkey()))
                 .unwrap(),

@@ -462,6 +462,11 @@ impl TestExchange {
     }
 
     /// Fixed-point price of market `index` for a price in whole quote units.
+    /// The price last published on market `index`'s feed, in whole quote units.
+    pub fn price(&self, index: u16) -> f64 {
+        self.last_raw_prices[index as usize] as f64 / 1e6
+    }
+
     pub fn fixed(&self, price: f64) -> u64 {
         to_fixed(
             &RawPrice {
@@ -744,9 +749,9 @@ impl TestExchange {
     }
 
     pub fn settle(&mut self, user: &User) -> TxResult {
-        let ex = self.exchange_key();
+        let k = self.keys;
         let pairs = self.pairs_for(&user.margin, None);
-        self.send(&[ix::settle_pnl(&ex, &user.pubkey(), &pairs)], &[&user.key])
+        self.send(&[ix::settle_pnl(&k, &user.pubkey(), &pairs)], &[&user.key])
     }
 
     pub fn contribute_insurance(&mut self, user: &User, amount: u64) -> TxResult {
@@ -801,14 +806,13 @@ impl TestExchange {
 
     pub fn begin_clawback(&mut self) -> TxResult {
         let ex = self.exchange_key();
-        self.send(&[ix::begin_clawback(&ex)], &[])
+        let pairs = self.all_pairs();
+        self.send(&[ix::begin_clawback(&ex, &pairs)], &[])
     }
 
     pub fn tally(&mut self, accounts: &[Pubkey]) -> TxResult {
         let ex = self.exchange_key();
-        let refs: Vec<&Pubkey> = accounts.iter().collect();
-        let pairs = self.union_pairs(&refs, None);
-        self.send(&[ix::tally(&ex, accounts, &pairs)], &[])
+        self.send(&[ix::tally(&ex, accounts)], &[])
     }
 
     pub fn finalize_tally(&mut self) -> TxResult {
@@ -842,8 +846,23 @@ impl TestExchange {
     /// finalize, claw back every account with weight in the round's basis.
     pub fn run_round(&mut self, batch: usize) {
         self.begin_clawback().expect("begin_clawback");
+        self.run_round_from_tallying(batch);
+    }
+
+    /// Completes a round already in `Tallying`: tallies every account not tallied yet (by
+    /// the crank or touch first), finalizes and charges.
+    pub fn run_round_from_tallying(&mut self, batch: usize) {
         let all = self.live_accounts();
-        for chunk in all.chunks(batch) {
+        let due: Vec<Pubkey> = all
+            .iter()
+            .copied()
+            .filter(|k| {
+                self.exchange()
+                    .epoch
+                    .due_for_tally(&self.account_at(k).clawback)
+            })
+            .collect();
+        for chunk in due.chunks(batch) {
             self.tally(chunk).expect("tally");
         }
         self.finalize_tally().expect("finalize_tally");
@@ -952,13 +971,64 @@ impl TestExchange {
         let keeper = self.funded_user(100_000 * USDC);
         self.trade(&loser, &winner, 0, 100 * BASE, 100.0).unwrap();
         self.set_price(0, 85.0);
+        // The liquidation leaves L flat and negative and resolves it in the same
+        // instruction: the epoch opens with it.
         self.liquidate(&keeper, &loser.margin, 0, u64::MAX).unwrap();
-        self.resolve_bankruptcy(&loser.margin).unwrap();
         assert_eq!(self.exchange().epoch.phase, EpochPhase::BadDebt);
         BadDebt {
             loser,
             winner,
             keeper,
         }
+    }
+}
+
+impl TestExchange {
+    /// An account that a profit-basis clawback charge leaves flat with negative equity —
+    /// the one way an account becomes bankrupt without being resolved in the same
+    /// instruction (liquidations and trades resolve theirs). A loser long 100 from $100
+    /// is liquidated at a price low enough that its loss exceeds the insurance fund,
+    /// opening an epoch; V goes long 1,000 at that price P against C; the round's snapshot
+    /// is taken at P + 10 (V weighs +10,000); back at P, V closes flat at the oracle and
+    /// withdraws all but its hold-back; its charge, its share of the deficit at the
+    /// snapshot weights, then exceeds what it has left. Returns V, with
+    /// `unresolved_bankruptcies == 1` and the round over. Market 0; any fund below 8,000.
+    pub fn bankrupt_by_clawback(&mut self) -> User {
+        self.set_price(0, 100.0);
+        let l = self.funded_user(1_100 * USDC);
+        let w = self.funded_user(50_000 * USDC);
+        let kp = self.funded_user(100_000 * USDC);
+        self.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
+        let fund = self.insurance_balance() / USDC;
+        let p = 100.0 - ((fund + 1_500) / 100) as f64;
+        self.set_price(0, p);
+        self.liquidate(&kp, &l.margin, 0, u64::MAX).unwrap();
+        assert!(
+            self.exchange().books.deficit > 0,
+            "the loss exceeds the fund"
+        );
+        let v = self.funded_user(10_000 * USDC);
+        let c = self.funded_user(100_000 * USDC);
+        // C takes both trades (and pays the taker fees).
+        self.trade(&c, &v, 0, -1_000 * BASE, p).unwrap();
+        self.set_price(0, p + 10.0);
+        self.begin_clawback().unwrap();
+        self.set_price(0, p);
+        // Closing at the oracle tallies V first, at the snapshot: +10,000 of weight.
+        self.trade(&c, &v, 0, 1_000 * BASE, p).unwrap();
+        assert_eq!(
+            self.account(&v).clawback.profit_weight,
+            10_000 * USDC as u128
+        );
+        self.settle(&v).unwrap();
+        let a = self.account(&v);
+        let mut amount = a.capital;
+        while amount > 0 && self.withdraw(&v, amount).is_err() {
+            amount -= amount.div_ceil(100).max(1);
+        }
+        self.run_round_from_tallying(27);
+        assert!(self.account(&v).is_bankrupt(), "the charge left V bankrupt");
+        assert_eq!(self.exchange().unresolved_bankruptcies, 1);
+        v
     }
 }

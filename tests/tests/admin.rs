@@ -311,6 +311,42 @@ fn no_change_reaches_into_an_open_bad_debt_epoch() {
 }
 
 #[test]
+fn insurance_withdrawals_wait_for_unresolved_bankruptcies() {
+    // A clawback charge can leave an account bankrupt; until someone resolves it, the
+    // fund that must cover it cannot be withdrawn.
+    let mut ex = TestExchange::new();
+    let v = ex.bankrupt_by_clawback();
+    assert_eq!(ex.exchange().epoch.phase, EpochPhase::Normal);
+    let donor = ex.user(1_000 * USDC);
+    ex.contribute_insurance(&donor, 1_000 * USDC).unwrap();
+    let k = ex.keys;
+    let admin = ex.admin.insecure_clone();
+    let dest = ex.create_token_account(&ex.mint.clone(), &admin.pubkey(), 0);
+    ex.send(
+        &[ix::withdraw_insurance(
+            &k,
+            &admin.pubkey(),
+            &dest,
+            100 * USDC,
+        )],
+        &[&admin],
+    )
+    .unwrap();
+    assert_backstop_err(
+        ex.send(&[ix::apply_insurance_withdrawal(&k, &dest)], &[]),
+        E::BankruptcyPending,
+    );
+    let fund = ex.insurance_balance();
+    ex.resolve_bankruptcy(&v.margin).unwrap();
+    assert_eq!(ex.exchange().unresolved_bankruptcies, 0);
+    let paid = fund - ex.insurance_balance();
+    assert!(paid > 0, "the fund paid V's shortfall");
+    ex.send(&[ix::apply_insurance_withdrawal(&k, &dest)], &[])
+        .unwrap();
+    assert_eq!(ex.token_balance(&dest), 100 * USDC);
+}
+
+#[test]
 fn insurance_withdrawals_wait_for_the_delay_and_for_bankruptcies() {
     let mut ex = delayed(3_600);
     let donor = ex.user(10_000 * USDC);
@@ -339,30 +375,25 @@ fn insurance_withdrawals_wait_for_the_delay_and_for_bankruptcies() {
         E::TimelockPending,
     );
     // Meanwhile an account goes underwater and a liquidation leaves it flat and negative:
-    // the withdrawal now waits for its resolution (the fund covers it, not the users).
+    // the liquidation resolves it in the same instruction (the fund covers it, not the
+    // users), so no bankruptcy is left pending.
     let l = ex.funded_user(1_100 * USDC);
     let w = ex.funded_user(10_000 * USDC);
     let kp = ex.funded_user(100_000 * USDC);
     ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
     ex.set_price(0, 85.0);
+    let fund = ex.insurance_balance();
     ex.liquidate(&kp, &l.margin, 0, u64::MAX).unwrap();
-    assert_eq!(ex.exchange().unresolved_bankruptcies, 1);
+    assert_eq!(ex.exchange().unresolved_bankruptcies, 0);
+    assert_eq!(ex.exchange().epoch.phase, EpochPhase::Normal);
+    let paid = fund - ex.insurance_balance();
+    assert!(paid > 0, "the fund paid the loss and the keeper's fee");
     ex.advance(3_600);
     ex.set_price(0, 85.0);
     assert_backstop_err(
         ex.send(&[ix::apply_insurance_withdrawal(&k, &elsewhere)], &[]),
         E::WrongDestination,
     );
-    assert_backstop_err(
-        ex.send(&[ix::apply_insurance_withdrawal(&k, &dest)], &[]),
-        E::BankruptcyPending,
-    );
-    let fund = ex.insurance_balance();
-    ex.resolve_bankruptcy(&l.margin).unwrap();
-    assert_eq!(ex.exchange().unresolved_bankruptcies, 0);
-    assert_eq!(ex.exchange().epoch.phase, EpochPhase::Normal);
-    let paid = fund - ex.insurance_balance();
-    assert!(paid > 0, "the fund paid the loss");
     ex.send(&[ix::apply_insurance_withdrawal(&k, &dest)], &[])
         .unwrap();
     assert_eq!(ex.token_balance(&dest), 5_000 * USDC);

@@ -237,7 +237,7 @@ fn normal_cases(w: &World) -> Vec<Case> {
         ),
         case(
             "settle_pnl",
-            ix::settle_pnl(&ex, &w.alice.pubkey(), &alice_pairs),
+            ix::settle_pnl(&k, &w.alice.pubkey(), &alice_pairs),
             &[&w.alice.key],
         ),
         case(
@@ -838,14 +838,12 @@ fn sysvar_address_checking() {
 
 #[test]
 fn epoch_instructions() {
-    // A gap leaves Carol bankrupt: every epoch instruction is attacked in the phase where
-    // its legitimate form succeeds, then run for real to reach the next phase.
+    // A clawback charge leaves V bankrupt (resolved by `resolve_bankruptcy`), then a gap
+    // leaves Carol bankrupt (resolved by her liquidation): every epoch instruction is
+    // attacked in the phase where its legitimate form succeeds, then run for real to reach
+    // the next phase.
     let mut w = world();
-    // $70: Carol's loss (3,000 on 1,100 of capital) exceeds the insurance fund.
-    w.h.set_price(0, 70.0);
-    w.h.refresh_prices();
-    w.h.liquidate(&w.keeper, &w.carol.margin, 0, u64::MAX)
-        .expect("liquidate to flat");
+    let v = w.h.bankrupt_by_clawback();
     let k = w.h.keys;
     let ex = k.exchange;
     let other = w.other.keys.exchange;
@@ -891,28 +889,34 @@ fn epoch_instructions() {
     };
     let c = case(
         "resolve_bankruptcy",
-        ix::resolve_bankruptcy(&k, &w.carol.margin),
+        ix::resolve_bankruptcy(&k, &v.margin),
         &[],
     );
     attack(&mut w, c);
+    // $70: Carol's loss (3,000 on 1,100 of capital) exceeds the insurance fund.
+    w.h.set_price(0, 70.0);
+    w.h.refresh_prices();
+    w.h.liquidate(&w.keeper, &w.carol.margin, 0, u64::MAX)
+        .expect("liquidate to flat");
     assert!(
         w.h.exchange().books.deficit > 0,
         "the scenario must leave a deficit"
     );
-    attack(&mut w, case("begin_clawback", ix::begin_clawback(&ex), &[]));
+    let all_pairs = w.h.all_pairs();
+    attack(
+        &mut w,
+        case("begin_clawback", ix::begin_clawback(&ex, &all_pairs), &[]),
+    );
     let live = w.h.live_accounts();
     // Duplicates in one batch are refused (an account counted twice would double its weight).
-    let pairs = w.h.all_pairs();
     refused(
         &mut w.h,
         "tally with a duplicate",
-        &[ix::tally(&ex, &[live[0], live[0]], &pairs)],
+        &[ix::tally(&ex, &[live[0], live[0]])],
         &[],
     );
     for chunk in live.chunks(4) {
-        let refs: Vec<&Pubkey> = chunk.iter().collect();
-        let pairs = w.h.union_pairs(&refs, None);
-        attack(&mut w, case("tally", ix::tally(&ex, chunk, &pairs), &[]));
+        attack(&mut w, case("tally", ix::tally(&ex, chunk), &[]));
     }
     attack(&mut w, case("finalize_tally", ix::finalize_tally(&ex), &[]));
     let weighted: Vec<Pubkey> = live

@@ -40,11 +40,18 @@ fn self_trading_to_move_pnl_before_a_round_does_not_pay() {
     let honest = equity(&mut base.ex, &[&base.w]);
     // Attack: before the round W buys back half its short from its own fresh account A at
     // the top of the price band, handing A an instant unrealized gain (and realizing less
-    // itself), hoping profit in a new account escapes the tally.
+    // itself), hoping profit in a new account escapes the tally. While a deficit is open a
+    // trade fills only at the oracle price: the band-edge trade is refused, whatever the
+    // band, and the same trade at the oracle moves no value.
     let mut atk = bad_debt();
     let a = atk.ex.funded_user(2_000 * USDC);
     let deposit = 2_000 * USDC as i128;
-    atk.ex.trade(&atk.w, &a, 0, 50 * BASE, 85.0 * 1.02).unwrap();
+    assert_backstop_err(
+        atk.ex.trade(&atk.w, &a, 0, 50 * BASE, 85.0 * 1.02),
+        E::PriceNotOracle,
+    );
+    // (A takes the trade and pays the taker fee, so W's pnl moves only by the fill.)
+    atk.ex.trade(&a, &atk.w, 0, -50 * BASE, 85.0).unwrap();
     atk.ex.run_round(27);
     assert_eq!(atk.ex.exchange().epoch.phase, EpochPhase::Normal);
     let group = equity(&mut atk.ex, &[&atk.w, &a]) - deposit;
@@ -52,9 +59,13 @@ fn self_trading_to_move_pnl_before_a_round_does_not_pay() {
         group <= honest,
         "the attacker's accounts end with {group} > honest {honest}"
     );
-    // Both accounts were charged: the profit was tallied wherever it sat.
-    assert!(atk.ex.account(&a).clawback.lifetime_total > 0);
-    assert!(atk.ex.account(&atk.w).clawback.lifetime_total > 0);
+    // W carries all the weight it had (realized or not); A got a position worth what it
+    // paid and owes nothing.
+    assert_eq!(
+        atk.ex.account(&atk.w).clawback.lifetime_total,
+        base.ex.account(&base.w).clawback.lifetime_total
+    );
+    assert_eq!(atk.ex.account(&a).clawback.lifetime_total, 0);
 }
 
 #[test]
@@ -65,7 +76,10 @@ fn withdrawing_during_bad_debt_cannot_escape_the_deficit() {
     let d = b.ex.funded_user(5_000 * USDC);
     let e = b.ex.exchange();
     let cap = b.ex.account(&d).capital as u128;
-    let keep = (cap * e.books.deficit as u128).div_ceil(e.books.total_capital) as u64;
+    // The share is taken against Σ capital when the epoch opened (the hold-back base):
+    // D's own deposit, made after, does not dilute it.
+    assert_eq!(e.holdback_base, e.books.total_capital - cap);
+    let keep = (cap * e.books.deficit as u128).div_ceil(e.holdback_base) as u64;
     assert!(keep > 0);
     assert_backstop_err(b.ex.withdraw(&d, 5_000 * USDC), E::BadDebtWithdrawalLimit);
     assert_backstop_err(
@@ -199,7 +213,6 @@ fn withdrawing_during_bad_debt_before_a_capital_round() {
     ex.set_price(0, 85.0);
     ex.settle(&w).unwrap();
     ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-    ex.resolve_bankruptcy(&l.margin).unwrap();
     let x = ex.exchange();
     let keep =
         (5_000 * USDC as u128 * x.books.deficit as u128).div_ceil(x.books.total_capital) as u64;

@@ -50,10 +50,7 @@ fn setup() -> World {
             ),
             c(&[&a.key, &b.key]),
         ),
-        (
-            ix::settle_pnl(&k.exchange, &a.pubkey(), &pairs),
-            c(&[&a.key]),
-        ),
+        (ix::settle_pnl(&k, &a.pubkey(), &pairs), c(&[&a.key])),
         (
             ix::liquidate(&k, &b.pubkey(), &a.margin, &m.pubkey, &m.oracle, 1, &[]),
             c(&[&b.key]),
@@ -75,10 +72,7 @@ fn setup() -> World {
             ),
             c(&[&admin]),
         ),
-        (
-            ix::tally(&k.exchange, &[a.margin, b.margin], &pairs),
-            vec![],
-        ),
+        (ix::tally(&k.exchange, &[a.margin, b.margin]), vec![]),
         (ix::clawback(&k, &[a.margin]), vec![]),
         (
             ix::cover_deficit(&k, &a.pubkey(), &a.token, 1),

@@ -194,7 +194,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (u.clone(), amount()).prop_map(|(u, amt)| Op::Deposit { u, amt }),
         3 => (u.clone(), amount()).prop_map(|(u, amt)| Op::Withdraw { u, amt }),
-        12 => (u.clone(), other, 0u16..2, qty, -250i64..250).prop_map(|(t, d, market, qty, off_bps)| {
+        // At the oracle now and then: while a deficit is open only that price fills.
+        12 => (u.clone(), other, 0u16..2, qty, prop_oneof![3 => -250i64..250, 2 => Just(0i64)]).prop_map(|(t, d, market, qty, off_bps)| {
             Op::Trade { t, m: (t + d) % NAMED, market, qty, off_bps }
         }),
         2 => u.clone().prop_map(|u| Op::Settle { u }),
@@ -309,6 +310,7 @@ fn start() -> Run {
         published: now,
         long_oi: 0,
         short_oi: 0,
+        last_price: 0,
     };
     let deposits = (TRADERS as u64 * 5_000 + 1_000_000) * USDC;
     let model = State {
@@ -321,9 +323,12 @@ fn start() -> Run {
             total_capital: deposits as u128,
             vault_balance: deposits,
             num_accounts: users.len() as u32,
+            with_capital: TRADERS as u32 + 1,
             ..Default::default()
         },
         epoch: model::Epoch::new(),
+        round_prices: vec![0; 2],
+        holdback: (0, 0),
         vault_tokens: deposits,
         insurance_tokens: 0,
     };
@@ -358,6 +363,7 @@ fn observe(r: &Run) -> State {
                 published: f.publish_time,
                 long_oi: m.long_open_interest,
                 short_oi: m.short_open_interest,
+                last_price: m.last_price as i128,
             }
         })
         .collect();
@@ -429,6 +435,9 @@ fn observe(r: &Run) -> State {
             withdrawn_total: ex.epoch_withdrawn_total,
             withdrawn_epoch: ex.withdrawn_epoch,
             num_accounts: ex.num_accounts,
+            profit_capable: ex.profit_capable_accounts,
+            with_capital: ex.capital_accounts,
+            unresolved: ex.unresolved_bankruptcies,
         },
         epoch: model::Epoch {
             phase: match e.phase {
@@ -445,7 +454,9 @@ fn observe(r: &Run) -> State {
             cooldown_until: e.cooldown_until,
             leverage_weighted: e.policy == ClawbackPolicy::LeverageWeighted,
             rate_cap_bps: e.rate_cap_bps,
-            to_tally: e.accounts_to_tally,
+            untallied: e.untallied,
+            profit_pending: e.profit_pending,
+            capital_pending: e.capital_pending,
             tallied: e.tallied,
             profit_total: e.profit_weight_total,
             profit_count: e.profit_weighted_accounts,
@@ -462,6 +473,8 @@ fn observe(r: &Run) -> State {
             charged: e.epoch_charged,
             covered: e.epoch_covered,
         },
+        round_prices: ex.round_prices[..2].iter().map(|p| *p as i128).collect(),
+        holdback: (ex.holdback_base, ex.holdback_epoch),
         vault_tokens: r.ex.vault_balance(),
         insurance_tokens: r.ex.insurance_balance(),
     }
@@ -503,6 +516,8 @@ fn compare(r: &Run) -> Result<(), String> {
     }
     field("books".into(), &p.books, &m.books);
     field("epoch".into(), &p.epoch, &m.epoch);
+    field("round prices".into(), &p.round_prices, &m.round_prices);
+    field("hold-back base".into(), &p.holdback, &m.holdback);
     field("vault tokens".into(), &p.vault_tokens, &m.vault_tokens);
     field(
         "insurance tokens".into(),

@@ -66,23 +66,26 @@ fn crash_insurance_then_clawback_from_winners_to_the_atom() {
     assert!(h.liquidatable);
 
     // Equity ≤ 0: the whole position moves at the oracle price and the insurance fund
-    // pays the keeper's fee: 1% of 8_500 = 85, keeper share 80% = 68.
-    ex.liquidate(&keeper, &loser.margin, 0, u64::MAX).unwrap();
+    // pays the keeper's fee: 1% of 8_500 = 85, keeper share 80% = 68. The loser is left
+    // flat at −410 and resolved in the same instruction: capital 1_100 absorbed, insurance
+    // pays its last 42, 368 becomes deficit and the epoch opens.
+    let meta = ex.liquidate(&keeper, &loser.margin, 0, u64::MAX).unwrap();
+    let names: Vec<&str> = backstop_client::events::parse_logs(&meta.logs)
+        .iter()
+        .map(|e| e.name())
+        .collect();
+    assert_eq!(names, ["Liquidated", "EpochOpened", "BankruptcyResolved"]);
     let k = ex.account(&keeper);
     assert_eq!(k.positions[0].base_qty, 100 * BASE);
     assert_eq!(k.positions[0].quote_basis, 8_500 * USDC as i64);
     assert_eq!(k.pnl, 68 * USDC as i64);
-    assert_eq!(ex.insurance_balance(), 42 * USDC);
     let l = ex.account(&loser);
     assert!(!l.positions.iter().any(|p| p.active));
-    assert_eq!(l.pnl, -1_510 * USDC as i64);
-
-    // Bankruptcy: capital 1_100 absorbed, insurance pays its last 42, 368 becomes deficit.
-    ex.resolve_bankruptcy(&loser.margin).unwrap();
     assert_eq!(ex.insurance_balance(), 0);
     let e = ex.exchange();
     assert_eq!(e.books.deficit, 368 * USDC);
     assert_eq!(e.epoch.phase, EpochPhase::BadDebt);
+    assert_eq!(e.unresolved_bankruptcies, 0);
     let l = ex.account(&loser);
     assert_eq!((l.capital, l.pnl), (0, 0));
 
@@ -224,7 +227,6 @@ fn open_epoch(params: ExchangeParams) -> Crash {
     c.ex.set_price(0, 85.0);
     let (keeper, loser) = (&c.keeper, &c.loser);
     c.ex.liquidate(keeper, &loser.margin, 0, u64::MAX).unwrap();
-    c.ex.resolve_bankruptcy(&loser.margin).unwrap();
     assert_eq!(c.ex.exchange().books.deficit, 368 * USDC);
     c
 }
@@ -279,19 +281,28 @@ fn epoch_phase_rules() {
     assert_backstop_err(ex.clawback(&[w1.margin]), E::WrongEpochPhase);
     ex.begin_clawback().unwrap();
     assert_backstop_err(ex.begin_clawback(), E::WrongEpochPhase);
-    // Tallying: trades and new accounts paused.
-    assert_backstop_err(ex.trade(&w1, &w2, 0, BASE, 85.0), E::WrongEpochPhase);
-    assert_backstop_err(ex.close_account(&bystander), E::WrongEpochPhase);
+    // Tallying: nothing is paused. A trade (at the oracle: a deficit is open) tallies both
+    // sides first, as they stood when the round began.
+    let round = ex.exchange().epoch.round_seq;
+    ex.trade(&w1, &w2, 0, BASE, 85.0).unwrap();
+    assert_eq!(ex.account(&w1).clawback.tally_round, round);
+    assert_eq!(ex.account(&w2).clawback.tally_round, round);
     // Double tally, duplicates in one batch, finalize before all are tallied.
-    ex.tally(&[w1.margin]).unwrap();
     assert_backstop_err(ex.tally(&[w1.margin]), E::AlreadyTallied);
-    assert_backstop_err(ex.tally(&[w2.margin, w2.margin]), E::DuplicateAccount);
+    assert_backstop_err(
+        ex.tally(&[keeper.margin, keeper.margin]),
+        E::DuplicateAccount,
+    );
     assert_backstop_err(ex.finalize_tally(), E::TallyIncomplete);
     assert_backstop_err(ex.clawback(&[w1.margin]), E::WrongEpochPhase);
     let rest: Vec<Pubkey> = ex
         .live_accounts()
         .into_iter()
-        .filter(|k| *k != w1.margin)
+        .filter(|k| {
+            ex.exchange()
+                .epoch
+                .due_for_tally(&ex.account_at(k).clawback)
+        })
         .collect();
     ex.tally(&rest).unwrap();
     ex.finalize_tally().unwrap();
@@ -308,14 +319,21 @@ fn epoch_phase_rules() {
 }
 
 #[test]
-fn accounts_cannot_be_created_during_a_round() {
+fn accounts_come_and_go_during_a_round_and_owe_it_nothing() {
     let Crash { mut ex, .. } = open_epoch(default_exchange_params());
+    let idle = ex.user(0);
     ex.begin_clawback().unwrap();
-    let key = solana_sdk::signature::Keypair::new();
-    ex.svm.airdrop(&key.pubkey(), 1_000_000_000).unwrap();
-    let exk = ex.exchange_key();
-    let r = ex.send(&[ix::create_margin_account(&key.pubkey(), &exk)], &[&key]);
-    assert_backstop_err(r, E::WrongEpochPhase);
+    // Created during Tallying: born tallied with no weight.
+    let fresh = ex.funded_user(500 * USDC);
+    let round = ex.exchange().epoch.round_seq;
+    assert_eq!(ex.account(&fresh).clawback.tally_round, round);
+    assert_backstop_err(ex.tally(&[fresh.margin]), E::AlreadyTallied);
+    // An empty account closes during Tallying (tallied first, weighing nothing).
+    ex.close_account(&idle).unwrap();
+    ex.run_round_from_tallying(10);
+    assert_eq!(ex.exchange().epoch.phase, EpochPhase::Normal);
+    assert_eq!(ex.account(&fresh).clawback.lifetime_total, 0);
+    assert_eq!(ex.account(&fresh).capital, 500 * USDC);
 }
 
 #[test]
@@ -405,7 +423,6 @@ fn gap_population(taker_fee_bps: u16) -> Gap {
     ex.settle(&w).unwrap();
     assert_eq!(ex.account(&w).capital, 11_900 * USDC);
     ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-    ex.resolve_bankruptcy(&l.margin).unwrap();
     Gap { ex, w, k, saver }
 }
 
@@ -510,7 +527,6 @@ fn one_winner_pays_exactly_the_deficit() {
     ex.set_price(0, 85.0);
     // The winner liquidates the loser itself (its short nets against the long: flat).
     ex.liquidate(&w, &l.margin, 0, u64::MAX).unwrap();
-    ex.resolve_bankruptcy(&l.margin).unwrap();
     let d = ex.exchange().books.deficit;
     assert!(d > 0);
     ex.run_round(10);
@@ -601,7 +617,8 @@ fn a_full_batch_fits_one_legacy_transaction() {
     let batch: Vec<Pubkey> = all[..25].to_vec();
     let exk = ex.exchange_key();
     let m = ex.markets[0];
-    let i = ix::tally(&exk, &batch, &[(m.pubkey, m.oracle)]);
+    let _ = m;
+    let i = ix::tally(&exk, &batch);
     let tx = solana_sdk::transaction::Transaction::new_with_payer(&[i], Some(&ex.payer.pubkey()));
     let size = bincode_size(&tx);
     assert!(size <= 1_232, "tally of 25 is {size} bytes");
@@ -627,21 +644,14 @@ fn documented_batch_limits_are_the_measured_ones() {
     let payer = Pubkey::new_unique();
     let ex_keys = backstop_client::ix::ExchangeKeys::new(&Pubkey::new_unique(), 0);
     let accounts: Vec<Pubkey> = (0..64).map(|_| Pubkey::new_unique()).collect();
-    let pair = || (Pubkey::new_unique(), Pubkey::new_unique());
-    let two = [pair(), pair()];
-    let one = [pair()];
-    let tally1 = max_batch(&payer, 64, |n| {
-        ix::tally(&ex_keys.exchange, &accounts[..n], &one)
-    });
-    let tally2 = max_batch(&payer, 64, |n| {
-        ix::tally(&ex_keys.exchange, &accounts[..n], &two)
-    });
+    let tally = max_batch(&payer, 64, |n| ix::tally(&ex_keys.exchange, &accounts[..n]));
     let claw = max_batch(&payer, 64, |n| ix::clawback(&ex_keys, &accounts[..n]));
-    println!("legacy batch limits with compute budget: tally(1 market) {tally1}, tally(2 markets) {tally2}, clawback {claw}");
-    // The numbers stated in tally.rs / clawback.rs doc comments.
-    assert_eq!((tally1, tally2, claw), (27, 25, 26));
+    println!("legacy batch limits with compute budget: tally {tally}, clawback {claw}");
+    // The numbers stated in tally.rs / clawback.rs doc comments (a tally needs no market
+    // or oracle account: it reads the round's snapshot from the exchange).
+    assert_eq!((tally, claw), (29, 26));
     // Our size model agrees with the real serializer.
-    let i = ix::tally(&ex_keys.exchange, &accounts[..10], &two);
+    let i = ix::tally(&ex_keys.exchange, &accounts[..10]);
     let tx = solana_sdk::transaction::Transaction::new_with_payer(
         std::slice::from_ref(&i),
         Some(&payer),
@@ -663,14 +673,12 @@ fn every_step_emits_its_event_and_charges_match_receipts() {
     ex.set_price(0, 85.0);
     let meta = ex.liquidate(&keeper, &loser.margin, 0, u64::MAX).unwrap();
     let evs = parse_logs(&meta.logs);
-    assert!(
-        matches!(&evs[..], [Event::Liquidated(l)] if l.insurance_paid == 68 * USDC && l.base_qty == 100 * BASE as u64)
-    );
-    let meta = ex.resolve_bankruptcy(&loser.margin).unwrap();
-    let evs = parse_logs(&meta.logs);
     let names: Vec<&str> = evs.iter().map(|e| e.name()).collect();
-    assert_eq!(names, ["EpochOpened", "BankruptcyResolved"]);
-    let Event::BankruptcyResolved(b) = &evs[1] else {
+    assert_eq!(names, ["Liquidated", "EpochOpened", "BankruptcyResolved"]);
+    assert!(
+        matches!(&evs[0], Event::Liquidated(l) if l.insurance_paid == 68 * USDC && l.base_qty == 100 * BASE as u64)
+    );
+    let Event::BankruptcyResolved(b) = &evs[2] else {
         unreachable!()
     };
     assert_eq!(
@@ -763,10 +771,14 @@ fn largest_batches_log_within_the_budget() {
     ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
     ex.set_price(0, 85.0);
     ex.settle(&w).unwrap();
+    // The keeper takes the position over at the oracle price; the insurance fund (the
+    // trade's taker fee) pays it a 10 USDC fee, its only profit, which a first round takes
+    // whole. The next round has no profit anywhere and charges capital.
     ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-    // The keeper banks the fee the insurance fund paid it: no profit anywhere.
-    ex.settle(&k).unwrap();
-    ex.resolve_bankruptcy(&l.margin).unwrap();
+    assert_eq!(ex.account(&k).pnl, 10 * USDC as i64);
+    ex.run_round(usize::from(MAX_TALLY_BATCH));
+    assert_eq!(ex.account(&k).pnl, 0);
+    assert_eq!(ex.exchange().epoch.phase, EpochPhase::BadDebt);
     ex.begin_clawback().unwrap();
     let all = ex.live_accounts();
     // A tally batch above its cap is refused, with nothing changed.

@@ -20,6 +20,12 @@ pub const MAX_POSITIONS: usize = 4;
 #[constant]
 pub const MAX_OPEN_POSITIONS: u8 = MAX_POSITIONS as u8;
 
+/// Most markets one exchange may list: each round's price snapshot keeps one price per
+/// market in the exchange account (`Exchange::round_prices`), so that `tally` and every
+/// touch-first tally value accounts without reading any market or oracle account.
+#[constant]
+pub const MAX_MARKETS: u16 = 32;
+
 #[constant]
 pub const EXCHANGE_SEED: &[u8] = b"exchange";
 #[constant]
@@ -73,12 +79,12 @@ pub const MAX_ORACLE_EXPO: i32 = 18;
 /// log is cut ("Log truncated") and the events of a batch would be lost to indexers.
 pub const LOG_BYTES_LIMIT: usize = 10_000;
 /// Most margin accounts one `tally` may carry. Bounded by the 64 account locks of a v0
-/// transaction with a lookup table (fee payer, exchange, program, compute-budget program
-/// and one (market, oracle) pair leave 58); its log (one `TallyRecorded` per account,
-/// 122 bytes) stays under [`LOG_BYTES_LIMIT`]
-/// (`largest_batches_log_within_the_budget`).
+/// transaction with a lookup table (fee payer, exchange, program and compute-budget
+/// program leave 60: a tally reads the round's price snapshot from the exchange, no market
+/// or oracle account); its log (one `TallyRecorded` per account) stays under
+/// [`LOG_BYTES_LIMIT`] (`largest_batches_log_within_the_budget`).
 #[constant]
-pub const MAX_TALLY_BATCH: u8 = 58;
+pub const MAX_TALLY_BATCH: u8 = 60;
 /// Most margin accounts one `clawback` may carry: its log (one 230-byte
 /// `ClawbackApplied` per account, plus the token transfer and the round's closing events)
 /// must stay under [`LOG_BYTES_LIMIT`]; 57 accounts (the lock limit) would log ≈ 14 KB.

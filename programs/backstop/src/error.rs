@@ -3,7 +3,7 @@
 use anchor_lang::prelude::*;
 
 use crate::math::oracle_price::Rejection;
-use crate::math::trade::SideRefusal;
+use crate::math::trade::{PriceRefusal, SideRefusal};
 use crate::math::MathError;
 
 #[error_code]
@@ -152,6 +152,12 @@ pub enum BackstopError {
     PauseHoldsChanges,
     #[msg("The last pause ended too recently: a new one may start max_pause_secs after the previous one lapsed")]
     PauseCooldown,
+    #[msg("While a deficit is open trades fill only at the oracle price (no value may move between accounts); resend with price equal to the oracle price")]
+    PriceNotOracle,
+    #[msg("This account owes its share of the clawback round in progress; close it after the clawback crank has charged it")]
+    ClawbackDue,
+    #[msg("The exchange already has MAX_MARKETS markets")]
+    TooManyMarkets,
 }
 
 impl From<MathError> for BackstopError {
@@ -160,6 +166,15 @@ impl From<MathError> for BackstopError {
             MathError::Overflow => BackstopError::MathOverflow,
             MathError::DivisionByZero => BackstopError::MathDivisionByZero,
             MathError::InvalidInput => BackstopError::MathInvalidInput,
+        }
+    }
+}
+
+impl From<PriceRefusal> for BackstopError {
+    fn from(r: PriceRefusal) -> Self {
+        match r {
+            PriceRefusal::OutsideBand => BackstopError::PriceOutsideBand,
+            PriceRefusal::NotOracle => BackstopError::PriceNotOracle,
         }
     }
 }

@@ -264,7 +264,12 @@ pub struct RoundStarted {
     pub epoch_id: u64,
     pub round: u64,
     pub deficit: u64,
-    pub accounts_to_tally: u32,
+    /// Accounts that existed at the round's start.
+    pub accounts: u32,
+    /// Of those, the ones a profit-basis round must tally (open positions or positive
+    /// pnl), and the ones with capital (tallied too when no account has profit weight).
+    pub profit_accounts: u32,
+    pub capital_accounts: u32,
     pub rate_cap_bps: u16,
 }
 

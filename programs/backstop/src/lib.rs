@@ -117,24 +117,27 @@ pub mod backstop {
         instructions::oracle_feed::set_oracle_price(ctx, price, conf)
     }
 
-    /// Opens the signer's margin account.
+    /// Opens the signer's margin account (in every phase: one created during a clawback
+    /// round owes nothing to it).
     pub fn create_margin_account(ctx: Context<CreateMarginAccount>) -> Result<()> {
         instructions::margin_account::create(ctx)
     }
 
-    /// Closes an empty margin account.
+    /// Closes an empty margin account (refused with `ClawbackDue` while it owes a share of
+    /// the round being applied: after that charge it is not empty).
     pub fn close_margin_account(ctx: Context<CloseMarginAccount>) -> Result<()> {
         instructions::margin_account::close(ctx)
     }
 
     /// Deposits `amount` collateral atoms (the mint's smallest unit) from `source` as
-    /// capital. Needs no price; never paused.
+    /// capital. Needs no price; never paused; works in every phase.
     pub fn deposit(ctx: Context<Deposit>, amount: u64) -> Result<()> {
         instructions::deposit::handler(ctx, amount)
     }
 
     /// Withdraws `amount` collateral atoms of capital to `destination`; the account must
-    /// meet initial margin afterwards, and while a deficit is open its share of it stays.
+    /// meet initial margin afterwards, and while a deficit is open its share of it stays
+    /// (docs/DESIGN.md §6.4).
     /// Remaining accounts: a (PerpMarket, oracle) pair, read-only, for every market the
     /// account holds a position in.
     pub fn withdraw<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Result<()> {
@@ -143,8 +146,11 @@ pub mod backstop {
 
     /// Bilateral trade signed by taker and maker. `base_qty`: the taker's side in base atoms,
     /// positive when the taker buys (a long is a positive `base_qty`). `price`: quote atoms
-    /// per base atom × 10⁹, within `max_trade_deviation_bps` of the oracle; the taker's
-    /// quote basis changes by ⌈base_qty · price / 10⁹⌉, the maker's by the negative.
+    /// per base atom × 10⁹, within `max_trade_deviation_bps` of the oracle — and, while a
+    /// deficit is open, exactly the oracle price (`PriceNotOracle` otherwise); the taker's
+    /// quote basis changes by ⌈base_qty · price / 10⁹⌉, the maker's by the negative. A side
+    /// left flat with negative equity is resolved in the same instruction. Works in every
+    /// phase.
     /// Remaining accounts: a read-only (PerpMarket, oracle) pair for every *other* market
     /// the taker or the maker holds a position in (the traded market is passed by name).
     pub fn trade<'info>(
@@ -156,8 +162,9 @@ pub mod backstop {
     }
 
     /// Marks positions to oracle, realizes losses, converts vested profit to capital (only
-    /// while no deficit is open). Remaining accounts: a read-only (PerpMarket, oracle)
-    /// pair for every market the account holds a position in.
+    /// while no deficit is open and no bankruptcy is unresolved). Remaining accounts: a
+    /// read-only (PerpMarket, oracle) pair for every market the account holds a position
+    /// in.
     pub fn settle_pnl<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
         instructions::settle_pnl::handler(ctx)
     }
@@ -192,7 +199,9 @@ pub mod backstop {
 
     /// Permissionless partial liquidation: the liquidator's account takes over at most
     /// `max_base_qty` base atoms of the liquidatee's position in `market`, only as much as
-    /// brings it back to MM · (1 + buffer). Remaining accounts: a read-only
+    /// brings it back to MM · (1 + buffer). A liquidatee left flat with negative equity is
+    /// resolved in the same instruction (insurance, then deficit). Remaining accounts: a
+    /// read-only
     /// (PerpMarket, oracle) pair for every *other* market the liquidatee or the liquidator
     /// holds a position in.
     pub fn liquidate<'info>(
@@ -207,28 +216,34 @@ pub mod backstop {
         instructions::resolve_bankruptcy::handler(ctx)
     }
 
-    /// Starts a clawback round (BadDebt → Tallying).
-    pub fn begin_clawback(ctx: Context<BeginClawback>) -> Result<()> {
+    /// Starts a clawback round (BadDebt → Tallying) and records its price snapshot.
+    /// Remaining accounts: a read-only (PerpMarket, oracle) pair for every market of the
+    /// exchange. A stale or too uncertain oracle contributes the price it holds; one that
+    /// cannot be read, the market's last accepted price.
+    pub fn begin_clawback<'info>(ctx: Context<'info, BeginClawback<'info>>) -> Result<()> {
         instructions::begin_clawback::handler(ctx)
     }
 
-    /// Records weights for a batch of margin accounts. `num_accounts`: how many of the
-    /// remaining accounts are margin accounts (1 ..= MAX_TALLY_BATCH); they come first,
-    /// writable, each at most once, then a read-only (PerpMarket, oracle) pair for every
-    /// market any of them holds a position in.
-    pub fn tally<'info>(ctx: Context<'info, Tally<'info>>, num_accounts: u8) -> Result<()> {
-        instructions::tally::handler(ctx, num_accounts)
+    /// Records weights at the round's price snapshot for a batch of margin accounts.
+    /// Remaining accounts: 1 ..= MAX_TALLY_BATCH writable margin accounts not yet tallied
+    /// this round, each at most once; no market or oracle account. The round needs every
+    /// account with an open position or positive pnl, and — only when none of them has
+    /// profit weight — every account with capital.
+    pub fn tally<'info>(ctx: Context<'info, Tally<'info>>) -> Result<()> {
+        instructions::tally::handler(ctx)
     }
 
-    /// Fixes the round's basis and rate (Tallying → Applying).
+    /// Fixes the round's basis and rate (Tallying → Applying) once the round's tallies are
+    /// in (`TallyIncomplete` before).
     pub fn finalize_tally(ctx: Context<FinalizeTally>) -> Result<()> {
         instructions::finalize_tally::handler(ctx)
     }
 
     /// Charges a batch of tallied accounts and writes their receipts. Remaining accounts:
     /// 1 ..= MAX_CLAWBACK_BATCH writable margin accounts, each at most once, each tallied
-    /// this round with weight in the round's basis (a zero-weight account is refused with
-    /// `NothingToClawBack`: leave it out). No prices needed.
+    /// this round with weight in the round's basis and not charged yet (a zero-weight
+    /// account is refused with `NothingToClawBack`, one already charged — by this crank or
+    /// touch first — with `AlreadyClawedBack`: leave them out). No prices needed.
     pub fn clawback<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         instructions::clawback::handler(ctx)
     }

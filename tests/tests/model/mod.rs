@@ -125,6 +125,8 @@ pub struct Market {
     pub published: i64,
     pub long_oi: u64,
     pub short_oi: u64,
+    /// The last oracle price a trade or liquidation accepted (fixed point).
+    pub last_price: i128,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +150,11 @@ pub struct Epoch {
     pub cooldown_until: i64,
     pub leverage_weighted: bool,
     pub rate_cap_bps: u16,
-    pub to_tally: u32,
+    /// Accounts that existed at begin and are not tallied; of those, the ones that could
+    /// carry profit weight and the ones with capital (docs/DESIGN.md §6.2).
+    pub untallied: u32,
+    pub profit_pending: u32,
+    pub capital_pending: u32,
     pub tallied: u32,
     pub profit_total: u128,
     pub profit_count: u32,
@@ -178,7 +184,9 @@ impl Epoch {
             cooldown_until: 0,
             leverage_weighted: false,
             rate_cap_bps: 0,
-            to_tally: 0,
+            untallied: 0,
+            profit_pending: 0,
+            capital_pending: 0,
             tallied: 0,
             profit_total: 0,
             profit_count: 0,
@@ -210,6 +218,12 @@ pub struct Books {
     pub withdrawn_total: u64,
     pub withdrawn_epoch: u64,
     pub num_accounts: u32,
+    /// Accounts with an open position or positive pnl, with capital, and bankrupt ones
+    /// (flat, capital + pnl < 0). The model recounts them after every instruction; the
+    /// program keeps them incrementally.
+    pub profit_capable: u32,
+    pub with_capital: u32,
+    pub unresolved: u32,
 }
 
 impl Books {
@@ -234,6 +248,10 @@ pub struct State {
     pub accounts: Vec<Account>,
     pub books: Books,
     pub epoch: Epoch,
+    /// The round's price snapshot per market (fixed point).
+    pub round_prices: Vec<i128>,
+    /// The withdrawal hold-back base and the epoch it belongs to.
+    pub holdback: (u128, u64),
     /// Token balances of the two vaults.
     pub vault_tokens: u64,
     pub insurance_tokens: u64,
@@ -416,8 +434,27 @@ impl State {
     pub fn apply(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
         let mut next = self.clone();
         f(&mut next)?;
+        next.recount();
         *self = next;
         Ok(())
+    }
+
+    /// What an account counts as: (bankrupt, can carry profit weight, has capital).
+    fn standing(&self, a: usize) -> (bool, bool, bool) {
+        let x = &self.accounts[a];
+        let open = x.active().next().is_some();
+        (
+            !open && (x.capital as i128 + x.pnl as i128) < 0,
+            open || x.pnl > 0,
+            x.capital > 0,
+        )
+    }
+
+    fn recount(&mut self) {
+        let all: Vec<_> = (0..self.accounts.len()).map(|a| self.standing(a)).collect();
+        self.books.unresolved = all.iter().filter(|s| s.0).count() as u32;
+        self.books.profit_capable = all.iter().filter(|s| s.1).count() as u32;
+        self.books.with_capital = all.iter().filter(|s| s.2).count() as u32;
     }
 
     /// The fixed-point price of `market` as of now, through the oracle guards.
@@ -523,14 +560,16 @@ impl State {
 
     // ---------------------------------------------------------------- owner instructions
 
-    /// A new margin account for an owner with `wallet` tokens; refused during a round
-    /// (the round's account count is fixed at begin).
+    /// A new margin account for an owner with `wallet` tokens; during a round it is born
+    /// tallied with no weight (it did not exist at the snapshot).
     pub fn create(&mut self, wallet: u64) -> R {
+        let mut receipt = Receipt::default();
         if matches!(self.epoch.phase, Phase::Tallying | Phase::Applying) {
-            return Err("WrongEpochPhase");
+            receipt.tally_round = self.epoch.round_seq;
         }
         self.accounts.push(Account {
             wallet,
+            receipt,
             ..Account::default()
         });
         self.books.num_accounts += 1;
@@ -541,6 +580,7 @@ impl State {
         if amount == 0 {
             return Err("ZeroAmount");
         }
+        self.touch(who)?;
         self.wallet_pay(who, amount)?;
         let mut books = self.books;
         self.accounts[who].add_capital(amount, &mut books)?;
@@ -553,17 +593,25 @@ impl State {
         if amount == 0 {
             return Err("ZeroAmount");
         }
+        self.touch(who)?;
         if amount > self.accounts[who].capital {
             return Err("InsufficientCapital");
         }
         if self.epoch.phase != Phase::Normal {
-            // docs/DESIGN.md §6.8 holds back the account's share of the deficit; the share is taken
-            // on capital + what left this epoch (README: capital-basis improvement).
+            // docs/DESIGN.md §6.4 holds back the account's share of the deficit; the share is
+            // taken on capital + what left this epoch, against the smallest Σ(capital +
+            // withdrawn) seen since the epoch opened (a ratchet no deposit can raise).
             let epoch = self.epoch.epoch_id;
             let a = &self.accounts[who];
             let mine = a.withdrawn_in(epoch);
             let all = self.books.withdrawn_in(epoch);
-            let total = self.books.total_capital + all as u128;
+            let today = self.books.total_capital + all as u128;
+            let total = if self.holdback.1 == epoch {
+                self.holdback.0.min(today)
+            } else {
+                today
+            };
+            self.holdback = (total, epoch);
             let deficit = self.books.deficit;
             let limit = if deficit == 0 || total == 0 {
                 a.capital
@@ -602,21 +650,25 @@ impl State {
         if t == m {
             return Err("ConstraintDuplicateMutableAccount");
         }
-        if matches!(self.epoch.phase, Phase::Tallying | Phase::Applying) {
-            return Err("WrongEpochPhase");
-        }
         if qty == 0 || qty == i64::MIN || px == 0 {
             return Err("ZeroAmount");
         }
         let (oracle, conf) = self.read(market)?;
         let mp = self.markets[market as usize].params;
         let px = px as i128;
+        // docs/DESIGN.md §6.3: while a deficit is open only the oracle price fills.
+        if self.books.deficit > 0 && px != oracle {
+            return Err("PriceNotOracle");
+        }
         if (px - oracle).abs() * BPS > oracle * mp.max_deviation_bps as i128 {
             return Err("PriceOutsideBand");
         }
+        self.markets[market as usize].last_price = oracle;
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[t, m], Some(market)), &mut prices)?;
         prices[market as usize] = Some((oracle, conf));
+        self.touch(t)?;
+        self.touch(m)?;
         let (tb, mb) = (self.health(t, &prices)?, self.health(m, &prices)?);
         let base_of = |s: &State, a: usize| s.accounts[a].slot(market).map_or(0, |s| s.base);
         let (t0, m0) = (base_of(self, t), base_of(self, m));
@@ -650,6 +702,12 @@ impl State {
             }
         }
         self.vault_to_insurance(fee);
+        // A side left flat with negative equity is written up in the same instruction.
+        for a in [t, m] {
+            if self.standing(a).0 {
+                self.write_up(a)?;
+            }
+        }
         Ok(())
     }
 
@@ -658,6 +716,11 @@ impl State {
     pub fn settle(&mut self, who: usize) -> R {
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[who], None), &mut prices)?;
+        self.touch(who)?;
+        // Conversion waits while any account is bankrupt and unresolved (its loss could
+        // open an epoch the converted profit would escape).
+        let convert = self.epoch.phase == Phase::Normal
+            && (0..self.accounts.len()).all(|a| !self.standing(a).0);
         let (now, secs) = (self.now, self.params.warmup_secs);
         let mut books = self.books;
         let a = &mut self.accounts[who];
@@ -678,7 +741,7 @@ impl State {
             a.sub_capital(loss, &mut books)?;
             a.add_pnl(loss as i64, &mut books, now, secs)?;
         }
-        if self.epoch.phase == Phase::Normal {
+        if convert {
             let v = a.warmup.vested(a.positive_pnl(), now, secs);
             if v > 0 {
                 a.warmup.converted += v;
@@ -725,6 +788,9 @@ impl State {
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[liqor, liqee], Some(market)), &mut prices)?;
         prices[market as usize] = Some((p, conf));
+        self.markets[market as usize].last_price = p;
+        self.touch(liqee)?;
+        self.touch(liqor)?;
         let pos = *self.accounts[liqee]
             .slot(market)
             .ok_or("NoPositionInMarket")?;
@@ -800,12 +866,26 @@ impl State {
         if !self.health(liqor, &prices)?.meets_im() {
             return Err("LiquidatorBelowInitialMargin");
         }
+        // Left flat with negative equity: written up in the same instruction.
+        if self.standing(liqee).0 {
+            self.write_up(liqee)?;
+        }
         Ok(())
     }
 
     /// Writes a flat account with negative equity up to zero: insurance first, the rest
     /// becomes deficit and opens a bad-debt epoch.
     pub fn resolve(&mut self, who: usize) -> R {
+        if !self.standing(who).0 {
+            return Err("NotBankrupt");
+        }
+        self.touch(who)?;
+        self.write_up(who)
+    }
+
+    /// The write-up itself (`resolve`, and liquidations and trades that leave an account
+    /// bankrupt).
+    fn write_up(&mut self, who: usize) -> R {
         let a = &self.accounts[who];
         let s = -(a.capital as i128 + a.pnl as i128);
         if a.active().next().is_some() || s <= 0 {
@@ -831,6 +911,7 @@ impl State {
                 self.epoch.opened_at = now;
                 self.epoch.rounds_in_epoch = 0;
                 self.epoch.cooldown_until = 0;
+                self.holdback = (self.books.total_capital, self.epoch.epoch_id);
             }
         }
         Ok(())
@@ -900,6 +981,18 @@ impl State {
         {
             return Err("EpochNotReady");
         }
+        // The snapshot (docs/DESIGN.md §6.1): the feed's price whatever its age or
+        // confidence; the market's last accepted price if the feed's is unusable.
+        for i in 0..self.markets.len() {
+            let m = &self.markets[i];
+            let p = fixed(m.raw);
+            self.round_prices[i] = if m.raw > 0 && p <= MAX_PRICE {
+                p
+            } else {
+                m.last_price
+            };
+        }
+        let counts: Vec<_> = (0..self.accounts.len()).map(|a| self.standing(a)).collect();
         // What a round carries over from the epoch; its totals, rate and counts start
         // empty.
         self.epoch = Epoch {
@@ -912,7 +1005,9 @@ impl State {
             cooldown_until: e.cooldown_until,
             leverage_weighted: self.params.leverage_weighted,
             rate_cap_bps: self.params.rate_cap_bps,
-            to_tally: self.books.num_accounts,
+            untallied: self.books.num_accounts,
+            profit_pending: counts.iter().filter(|s| s.1).count() as u32,
+            capital_pending: counts.iter().filter(|s| s.2).count() as u32,
             deficit_opened: e.deficit_opened,
             charged: e.charged,
             covered: e.covered,
@@ -921,9 +1016,9 @@ impl State {
         Ok(())
     }
 
-    /// Records each account's weights: positive pnl at the tally price (× (1 + leverage)
-    /// under LeverageWeighted, capped at the positive pnl), and capital + withdrawn this
-    /// epoch for a capital-basis round.
+    /// Records each account's weights at the round's snapshot: positive pnl (× (1 +
+    /// leverage) under LeverageWeighted, capped at the positive pnl), and — for an account
+    /// with capital — capital + withdrawn this epoch for a capital-basis round.
     pub fn tally(&mut self, batch: &[usize]) -> R {
         if self.epoch.phase != Phase::Tallying {
             return Err("WrongEpochPhase");
@@ -931,45 +1026,100 @@ impl State {
         if batch.is_empty() {
             return Err("InvalidRemainingAccounts");
         }
-        let mut prices = self.no_prices();
-        self.load(&self.pairs(batch, None), &mut prices)?;
-        let round = self.epoch.round_seq;
         for (i, &a) in batch.iter().enumerate() {
             if batch[..i].contains(&a) {
                 return Err("DuplicateAccount");
             }
-            if self.accounts[a].receipt.tally_round == round {
-                return Err("AlreadyTallied");
-            }
-            let h = self.health(a, &prices)?;
-            let positive = u64_of((self.accounts[a].pnl as i128 + h.unrealized).max(0))?;
-            let weight = if !self.epoch.leverage_weighted || positive == 0 || h.equity <= 0 {
-                positive as u128
-            } else {
-                positive as u128 + positive as u128 * h.notional as u128 / h.equity as u128
-            };
-            let capital =
-                self.accounts[a].capital + self.accounts[a].withdrawn_in(self.epoch.epoch_id);
-            let r = &mut self.accounts[a].receipt;
-            r.tally_round = round;
-            r.profit_weight = weight;
-            r.profit_cap = positive;
-            r.capital_weight = capital;
-            let e = &mut self.epoch;
-            e.tallied += 1;
-            if weight > 0 {
-                e.profit_total += weight;
-                e.profit_count += 1;
-            }
-            if capital > 0 {
-                e.capital_total += capital as u128;
-                e.capital_count += 1;
-            }
-        }
-        if self.epoch.tallied > self.epoch.to_tally {
-            return Err("TallyIncomplete");
+            self.tally_one(a)?;
         }
         Ok(())
+    }
+
+    /// One account's tally at the snapshot (the crank, and touch first).
+    fn tally_one(&mut self, a: usize) -> R {
+        let round = self.epoch.round_seq;
+        if self.accounts[a].receipt.tally_round == round {
+            return Err("AlreadyTallied");
+        }
+        let acct = &self.accounts[a];
+        let (mut unrealized, mut notional) = (0i128, 0i128);
+        for s in acct.active() {
+            let p = self.round_prices[s.market as usize];
+            let b = s.base as i128;
+            unrealized += floor(b * p, ONE) - s.basis as i128;
+            notional += ceil(b.abs() * p, ONE);
+        }
+        let equity = acct.capital as i128 + acct.pnl as i128 + unrealized;
+        let positive = u64_of((acct.pnl as i128 + unrealized).max(0))?;
+        let weight = if !self.epoch.leverage_weighted || positive == 0 || equity <= 0 {
+            positive as u128
+        } else {
+            positive as u128 + positive as u128 * notional as u128 / equity as u128
+        };
+        let capital = if acct.capital > 0 {
+            acct.capital + acct.withdrawn_in(self.epoch.epoch_id)
+        } else {
+            0
+        };
+        let (_, profit_capable, has_capital) = self.standing(a);
+        let r = &mut self.accounts[a].receipt;
+        r.tally_round = round;
+        r.profit_weight = weight;
+        r.profit_cap = positive;
+        r.capital_weight = capital;
+        let e = &mut self.epoch;
+        e.tallied += 1;
+        e.untallied = e.untallied.saturating_sub(1);
+        if profit_capable {
+            e.profit_pending = e.profit_pending.saturating_sub(1);
+        }
+        if has_capital {
+            e.capital_pending = e.capital_pending.saturating_sub(1);
+        }
+        if weight > 0 {
+            e.profit_total += weight;
+            e.profit_count += 1;
+        }
+        if capital > 0 {
+            e.capital_total += capital as u128;
+            e.capital_count += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether the round has every tally it needs.
+    fn tally_complete(&self) -> bool {
+        let e = &self.epoch;
+        (e.profit_pending == 0 && (e.profit_total > 0 || e.capital_pending == 0))
+            || e.untallied == 0
+    }
+
+    /// Touch first: before any change to an account, a round in `Tallying` tallies it at
+    /// the snapshot, one in `Applying` charges what it owes (the excess goes to the
+    /// insurance fund at once, ending the round if it was the last).
+    fn touch(&mut self, a: usize) -> R {
+        let round = self.epoch.round_seq;
+        match self.epoch.phase {
+            Phase::Tallying if self.accounts[a].receipt.tally_round != round => self.tally_one(a),
+            Phase::Applying if self.owes(a) => {
+                let excess = self.charge_one(a)?;
+                self.vault_to_insurance(excess);
+                if self.epoch.applied == self.epoch.to_apply {
+                    self.end_round();
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Tallied this round with weight in the round's basis and not charged yet.
+    fn owes(&self, a: usize) -> bool {
+        let acct = &self.accounts[a];
+        let (w, _) = acct.charge_basis(self.epoch.capital_basis);
+        let r = &acct.receipt;
+        let round = self.epoch.round_seq;
+        r.tally_round == round && r.applied_round != round && w > 0
     }
 
     /// Fixes the round's basis and rate r = min(cap, deficit/Σw) as an exact fraction.
@@ -977,7 +1127,7 @@ impl State {
         if self.epoch.phase != Phase::Tallying {
             return Err("WrongEpochPhase");
         }
-        if self.epoch.tallied != self.epoch.to_tally {
+        if !self.tally_complete() {
             return Err("TallyIncomplete");
         }
         let deficit = self.books.deficit;
@@ -1016,59 +1166,64 @@ impl State {
         if batch.is_empty() {
             return Err("InvalidRemainingAccounts");
         }
-        let round = self.epoch.round_seq;
-        let (num, den) = self.epoch.rate;
-        let capital_basis = self.epoch.capital_basis;
-        let (now, secs) = (self.now, self.params.warmup_secs);
         let mut excess = 0u64;
         for (i, &a) in batch.iter().enumerate() {
             if batch[..i].contains(&a) {
                 return Err("DuplicateAccount");
             }
-            let acct = &self.accounts[a];
-            if acct.receipt.tally_round != round {
-                return Err("NotTallied");
-            }
-            if acct.receipt.applied_round == round {
-                return Err("AlreadyClawedBack");
-            }
-            let (weight, cap) = acct.charge_basis(capital_basis);
-            if weight == 0 {
-                return Err("NothingToClawBack");
-            }
-            let amount = (weight * num).div_ceil(den).min(cap as u128) as u64;
-            let mut books = self.books;
-            let acct = &mut self.accounts[a];
-            if capital_basis {
-                acct.sub_capital(amount, &mut books)?;
-            } else {
-                acct.add_pnl(-(amount as i64), &mut books, now, secs)?;
-            }
-            let to_deficit = amount.min(books.deficit);
-            books.deficit -= to_deficit;
-            excess += amount - to_deficit;
-            self.books = books;
-            let epoch_id = self.epoch.epoch_id;
-            let r = &mut self.accounts[a].receipt;
-            r.applied_round = round;
-            r.last_epoch = epoch_id;
-            r.last_round = round;
-            r.last_capital = capital_basis;
-            r.last_weight = weight;
-            r.last_rate = (num, den);
-            r.last_amount = amount;
-            r.lifetime += amount;
-            let e = &mut self.epoch;
-            e.applied += 1;
-            e.round_charged += amount;
-            e.round_to_insurance += amount - to_deficit;
-            e.charged += amount;
+            excess += self.charge_one(a)?;
         }
         self.vault_to_insurance(excess);
         if self.epoch.applied == self.epoch.to_apply {
             self.end_round();
         }
         Ok(())
+    }
+
+    /// One account's charge c = min(⌈w·r⌉, cap); returns the part beyond the deficit.
+    fn charge_one(&mut self, a: usize) -> R<u64> {
+        let round = self.epoch.round_seq;
+        let (num, den) = self.epoch.rate;
+        let capital_basis = self.epoch.capital_basis;
+        let (now, secs) = (self.now, self.params.warmup_secs);
+        let acct = &self.accounts[a];
+        if acct.receipt.tally_round != round {
+            return Err("NotTallied");
+        }
+        if acct.receipt.applied_round == round {
+            return Err("AlreadyClawedBack");
+        }
+        let (weight, cap) = acct.charge_basis(capital_basis);
+        if weight == 0 {
+            return Err("NothingToClawBack");
+        }
+        let amount = (weight * num).div_ceil(den).min(cap as u128) as u64;
+        let mut books = self.books;
+        let acct = &mut self.accounts[a];
+        if capital_basis {
+            acct.sub_capital(amount, &mut books)?;
+        } else {
+            acct.add_pnl(-(amount as i64), &mut books, now, secs)?;
+        }
+        let to_deficit = amount.min(books.deficit);
+        books.deficit -= to_deficit;
+        self.books = books;
+        let epoch_id = self.epoch.epoch_id;
+        let r = &mut self.accounts[a].receipt;
+        r.applied_round = round;
+        r.last_epoch = epoch_id;
+        r.last_round = round;
+        r.last_capital = capital_basis;
+        r.last_weight = weight;
+        r.last_rate = (num, den);
+        r.last_amount = amount;
+        r.lifetime += amount;
+        let e = &mut self.epoch;
+        e.applied += 1;
+        e.round_charged += amount;
+        e.round_to_insurance += amount - to_deficit;
+        e.charged += amount;
+        Ok(amount - to_deficit)
     }
 
     /// The admin queues a change (docs/DESIGN.md §11): one at a time, within bounds, each
@@ -1140,10 +1295,21 @@ impl State {
             Phase::Normal => None,
             Phase::BadDebt => Some((Crank::Begin, vec![])),
             Phase::Tallying => {
-                let todo: Vec<usize> = (0..self.accounts.len())
-                    .filter(|&a| self.accounts[a].receipt.tally_round != round)
+                if self.tally_complete() {
+                    return Some((Crank::Finalize, vec![]));
+                }
+                let untallied = |a: &usize| self.accounts[*a].receipt.tally_round != round;
+                let mut todo: Vec<usize> = (0..self.accounts.len())
+                    .filter(untallied)
+                    .filter(|&a| {
+                        let (_, profit, capital) = self.standing(a);
+                        profit || (capital && self.epoch.profit_total == 0)
+                    })
                     .take(n)
                     .collect();
+                if todo.is_empty() {
+                    todo = (0..self.accounts.len()).filter(untallied).take(n).collect();
+                }
                 Some(if todo.is_empty() {
                     (Crank::Finalize, vec![])
                 } else {
@@ -1152,12 +1318,7 @@ impl State {
             }
             Phase::Applying => {
                 let todo: Vec<usize> = (0..self.accounts.len())
-                    .filter(|&a| {
-                        let acct = &self.accounts[a];
-                        let (w, _) = acct.charge_basis(self.epoch.capital_basis);
-                        let r = &acct.receipt;
-                        r.tally_round == round && r.applied_round != round && w > 0
-                    })
+                    .filter(|&a| self.owes(a))
                     .take(n)
                     .collect();
                 Some((Crank::Clawback, todo))

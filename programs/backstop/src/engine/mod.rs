@@ -10,13 +10,15 @@
 //! - the epoch state machine: methods on [`crate::state::EpochState`].
 //! - the books: [`crate::state::Books`].
 
+pub mod bankruptcy;
 pub mod position;
+pub mod round;
 pub mod treasury;
 
 use anchor_lang::prelude::*;
 
 use crate::math::safe::SafeMath;
-use crate::state::{Exchange, PnlClock};
+use crate::state::{Exchange, PnlClock, Standing};
 
 /// The cluster's unix time.
 pub fn now() -> Result<i64> {
@@ -44,20 +46,36 @@ pub fn end_round(ex: &mut Exchange, key: Pubkey, now: i64) -> Result<()> {
     Ok(())
 }
 
-/// Keeps `exchange.unresolved_bankruptcies` in step when an instruction changes an
-/// account that was bankrupt before (`was`) or is after (`is`). An account becomes
-/// bankrupt (flat, capital + pnl < 0) through a fill or a capital-basis charge, and
-/// stops being one when it is resolved or receives a deposit.
-pub fn track_bankruptcy(ex: &mut Exchange, was: bool, is: bool) -> Result<()> {
-    match (was, is) {
-        (false, true) => {
-            ex.unresolved_bankruptcies = ex.unresolved_bankruptcies.safe_add(1)?;
+/// Keeps the exchange's per-account counters in step when an instruction changes an
+/// account that stood as `before` and now stands as `after` (`MarginAccount::standing`):
+/// `unresolved_bankruptcies` (an account becomes bankrupt — flat, capital + pnl < 0 —
+/// through a fill or a charge, and stops being one when it is resolved or receives a
+/// deposit), `profit_capable_accounts` and `capital_accounts` (what a round must tally).
+/// Every handler that changes an account calls it once per account, after its last
+/// change.
+pub fn track(ex: &mut Exchange, before: Standing, after: Standing) -> Result<()> {
+    fn step(counter: &mut u32, was: bool, is: bool) -> Result<()> {
+        match (was, is) {
+            (false, true) => *counter = counter.safe_add(1)?,
+            // Saturating: a miscount must never block an instruction.
+            (true, false) => *counter = counter.saturating_sub(1),
+            _ => {}
         }
-        // Saturating: a miscount must never block a resolution.
-        (true, false) => {
-            ex.unresolved_bankruptcies = ex.unresolved_bankruptcies.saturating_sub(1);
-        }
-        _ => {}
+        Ok(())
     }
-    Ok(())
+    step(
+        &mut ex.unresolved_bankruptcies,
+        before.bankrupt,
+        after.bankrupt,
+    )?;
+    step(
+        &mut ex.profit_capable_accounts,
+        before.profit_capable,
+        after.profit_capable,
+    )?;
+    step(
+        &mut ex.capital_accounts,
+        before.has_capital,
+        after.has_capital,
+    )
 }

@@ -53,6 +53,7 @@ pub fn handler(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
     )?;
     let exchange = &mut ctx.accounts.exchange;
     let index = exchange.num_markets;
+    require!(index < MAX_MARKETS, BackstopError::TooManyMarkets);
     ctx.accounts.market.set_inner(PerpMarket {
         exchange: exchange_key,
         index,
@@ -69,7 +70,8 @@ pub fn handler(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
         queued_params: QueuedMarketParams::default(),
         paused_at: 0,
         pause_started_at: 0,
-        reserved: [0; 32],
+        last_price: 0,
+        reserved: [0; 24],
     });
     exchange.num_markets = index.checked_add(1).ok_or(BackstopError::MathOverflow)?;
     crate::events::emit(MarketAdded {

@@ -2,17 +2,19 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::MAX_CLAWBACK_BATCH;
-use crate::engine::{end_round, now, pnl_clock, track_bankruptcy};
+use crate::engine::round::charge_account;
+use crate::engine::{end_round, now, pnl_clock};
 use crate::error::BackstopError;
-use crate::math::clawback::charge;
-use crate::math::safe::{negative, SafeMath};
-use crate::state::{ClawbackBasis, EpochPhase, Exchange, MarginAccount};
+use crate::math::safe::SafeMath;
+use crate::state::{EpochPhase, Exchange, MarginAccount};
 
 /// Permissionless second pass: charges each tallied account with weight in the round's
 /// basis cᵢ = min(⌈wᵢ · r⌉, capᵢ) — from pnl in the profit basis, from capital in the
 /// capital basis (never more than the capital it has now) — and writes its receipt. The
 /// part of a charge beyond the remaining deficit (rounding up leaves < 1 atom per account)
-/// moves to the insurance fund. When the last account is applied the round ends.
+/// moves to the insurance fund. When the last account is applied the round ends. An
+/// account any other instruction touched during `Applying` has already paid (touch first)
+/// and is refused here (`AlreadyClawedBack`).
 ///
 /// Remaining accounts: writable margin accounts (no prices needed). Batch size: 26 accounts
 /// in a legacy transaction with the compute-budget pair (33 bytes each, measured by
@@ -50,7 +52,6 @@ pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
     let ex: &mut Exchange = &mut a.exchange;
     let clock = pnl_clock(ex, now);
     let treasury = crate::treasury!(a, exchange_info, ex);
-    let rate = ex.epoch.rate();
     let mut excess_total = 0u64;
     for (i, info) in accounts.iter().enumerate() {
         require!(
@@ -60,24 +61,8 @@ pub fn handler<'info>(ctx: Context<'info, Clawback<'info>>) -> Result<()> {
         require!(info.is_writable, BackstopError::AccountNotWritable);
         let mut acct = Account::<MarginAccount>::try_from(info)?;
         require_keys_eq!(acct.exchange, key, BackstopError::WrongExchange);
-        let w = ex.epoch.chargeable(&acct.clawback, acct.capital)?;
-        let was_bankrupt = acct.is_bankrupt();
-        let amount = charge(w, rate)?;
-        let debit = negative(amount)?;
-        match ex.epoch.basis {
-            ClawbackBasis::Profit => acct.add_pnl(debit, &mut ex.books, clock)?,
-            ClawbackBasis::Capital => acct.add_capital(debit, &mut ex.books)?,
-        }
-        // Rounding up can charge a little beyond what is left of the deficit: that
-        // excess goes to the insurance fund, explicitly.
-        let to_deficit = ex.books.reduce_deficit(amount);
-        excess_total = excess_total.safe_add(amount.safe_sub(to_deficit)?)?;
-        track_bankruptcy(ex, was_bankrupt, acct.is_bankrupt())?;
-        let owner = acct.owner;
-        let applied =
-            ex.epoch
-                .apply_charge(info.key(), owner, &mut acct.clawback, w, amount, to_deficit)?;
-        crate::events::emit(applied);
+        let excess = charge_account(ex, info.key(), &mut acct, clock)?;
+        excess_total = excess_total.safe_add(excess)?;
         acct.exit(&crate::ID)?;
     }
     treasury.vault_to_insurance(&mut ex.books, excess_total)?;

@@ -1,13 +1,16 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
+use crate::engine::round::touch;
+use crate::engine::{now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::Deposited;
 use crate::math::safe::cast;
 use crate::state::{Exchange, MarginAccount};
 
 /// Moves collateral from the owner's token account into the vault as capital. Needs no
-/// oracle, so it works while prices are stale.
+/// oracle, so it works while prices are stale; works in every phase (a round in progress
+/// tallies or charges the account first, as it stood).
 #[derive(Accounts)]
 pub struct Deposit<'info> {
     pub owner: Signer<'info>,
@@ -22,7 +25,9 @@ pub struct Deposit<'info> {
     pub margin_account: Box<Account<'info, MarginAccount>>,
     #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,
-    #[account(address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
+    /// Receives a clawback charge's rounding excess when the deposit pays the account's
+    /// charge first (touch first during `Applying`).
+    #[account(mut, address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
     pub insurance_vault: Box<Account<'info, TokenAccount>>,
     #[account(
         mut,
@@ -34,19 +39,24 @@ pub struct Deposit<'info> {
 
 pub fn handler(ctx: Context<Deposit>, amount: u64) -> Result<()> {
     require!(amount > 0, BackstopError::ZeroAmount);
+    let now = now()?;
     let a = ctx.accounts;
     let exchange_info = a.exchange.to_account_info();
+    let (exchange_key, account_key) = (exchange_info.key(), a.margin_account.key());
     let ex: &mut Exchange = &mut a.exchange;
+    let clock = pnl_clock(ex, now);
     let treasury = crate::treasury!(a, exchange_info, ex);
+    let excess = touch(ex, exchange_key, account_key, &mut a.margin_account, clock)?;
+    treasury.vault_to_insurance(&mut ex.books, excess)?;
     treasury.user_to_vault(
         &mut ex.books,
         a.source.to_account_info(),
         a.owner.to_account_info(),
         amount,
     )?;
-    let was_bankrupt = a.margin_account.is_bankrupt();
+    let before = a.margin_account.standing();
     a.margin_account.add_capital(cast(amount)?, &mut ex.books)?;
-    crate::engine::track_bankruptcy(ex, was_bankrupt, a.margin_account.is_bankrupt())?;
+    track(ex, before, a.margin_account.standing())?;
     treasury.finish(&ex.books)?;
     crate::events::emit(Deposited {
         account: a.margin_account.key(),

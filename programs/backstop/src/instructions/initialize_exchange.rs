@@ -74,6 +74,11 @@ pub fn handler(ctx: Context<InitializeExchange>, id: u16, params: ExchangeParams
         paused_at: 0,
         pause_started_at: 0,
         unresolved_bankruptcies: 0,
+        profit_capable_accounts: 0,
+        capital_accounts: 0,
+        holdback_base: 0,
+        holdback_epoch: 0,
+        round_prices: [0; MAX_MARKETS as usize],
         reserved: [0; 48],
     });
     crate::events::emit(ExchangeInitialized {

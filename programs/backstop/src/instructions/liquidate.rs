@@ -2,11 +2,12 @@ use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
 use crate::engine::position::{check_zero_sum, fill_pair, Fill};
-use crate::engine::{now, pnl_clock, track_bankruptcy};
+use crate::engine::round::touch;
+use crate::engine::{bankruptcy, now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::Liquidated;
 use crate::math::liquidation::liquidation_terms;
-use crate::math::safe::{cast, negative};
+use crate::math::safe::{cast, negative, SafeMath};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
@@ -76,13 +77,22 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
         now,
     )?;
     cache.insert(market, oracle);
+    market.last_price = oracle.price;
 
+    let (exchange_key, liqee_key, liqor_key) = (
+        exchange_info.key(),
+        a.liquidatee_account.key(),
+        a.liquidator_account.key(),
+    );
     let liqee: &mut MarginAccount = &mut a.liquidatee_account;
     let liqor: &mut MarginAccount = &mut a.liquidator_account;
+    // Touch first: a round in progress records (or charges) both accounts as they stood.
+    let mut excess = touch(ex, exchange_key, liqee_key, liqee, clock)?;
+    excess = excess.safe_add(touch(ex, exchange_key, liqor_key, liqor, clock)?)?;
     let position = *liqee
         .position(idx)
         .ok_or(BackstopError::NoPositionInMarket)?;
-    let (liqee_was_bankrupt, liqor_was_bankrupt) = (liqee.is_bankrupt(), liqor.is_bankrupt());
+    let (liqee_standing, liqor_standing) = (liqee.standing(), liqor.standing());
     let before = cache.health(liqee)?;
     require!(before.is_liquidatable()?, BackstopError::NotLiquidatable);
 
@@ -106,6 +116,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     fill_pair(liqee, liqor, market, books, liquidatee_fill, clock)?;
 
     let treasury = crate::treasury!(a, exchange_info, ex);
+    treasury.vault_to_insurance(&mut ex.books, excess)?;
     // Discounted: the liquidator pays the insurance share of its discount. Otherwise the
     // insurance fund pays the liquidator's fee, as far as its balance goes.
     let insurance_paid = terms
@@ -123,13 +134,12 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     );
     let after = cache.health(liqee)?;
     check_zero_sum(market)?;
-    track_bankruptcy(ex, liqee_was_bankrupt, liqee.is_bankrupt())?;
-    track_bankruptcy(ex, liqor_was_bankrupt, liqor.is_bankrupt())?;
-    treasury.finish(&ex.books)?;
+    track(ex, liqee_standing, liqee.standing())?;
+    track(ex, liqor_standing, liqor.standing())?;
     crate::events::emit(Liquidated {
         market_index: idx,
-        liquidator: a.liquidator_account.key(),
-        liquidatee: a.liquidatee_account.key(),
+        liquidator: liqor_key,
+        liquidatee: liqee_key,
         base_qty: terms.base,
         liquidatee_was_long: terms.liquidatee_was_long,
         oracle_price: oracle.price,
@@ -140,5 +150,11 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
         insurance_fee: terms.insurance_fee,
         insurance_paid,
     });
-    Ok(())
+    // A liquidatee left flat with negative equity is written up now (insurance, then
+    // deficit, then `BadDebt`): the bankruptcy opens its epoch in the instruction that
+    // creates it, so no winner can convert profit before the loss is booked.
+    if liqee.is_bankrupt() {
+        bankruptcy::resolve(ex, exchange_key, liqee_key, liqee, &treasury, clock)?;
+    }
+    treasury.finish(&ex.books)
 }

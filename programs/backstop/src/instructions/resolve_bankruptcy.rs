@@ -1,17 +1,17 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::engine::{now, pnl_clock};
+use crate::engine::round::touch;
+use crate::engine::{bankruptcy, now, pnl_clock};
 use crate::error::BackstopError;
-use crate::events::BankruptcyResolved;
-use crate::math::health::bankruptcy_shortfall;
-use crate::math::safe::{cast, SafeMath};
 use crate::state::{Exchange, MarginAccount};
 
-/// Permissionless (docs/DESIGN.md §5.2): an account with no positions and equity −S < 0 is written
-/// up to zero. Its capital is consumed first, then the insurance fund pays min(S′,
+/// Permissionless (docs/DESIGN.md §5.2): an account with no positions and equity −S < 0 is
+/// written up to zero. Its capital is consumed first, then the insurance fund pays min(S′,
 /// balance) into the vault (a real token transfer); the rest is added to the deficit and
-/// opens a bad-debt epoch if none is open.
+/// opens a bad-debt epoch if none is open. Liquidations and trades that leave an account
+/// bankrupt resolve it themselves; this instruction is for accounts that become bankrupt
+/// any other way (a profit-basis clawback charge).
 #[derive(Accounts)]
 pub struct ResolveBankruptcy<'info> {
     #[account(mut)]
@@ -34,41 +34,13 @@ pub fn handler(ctx: Context<ResolveBankruptcy>) -> Result<()> {
     let a = ctx.accounts;
     let exchange_info = a.exchange.to_account_info();
     let key = exchange_info.key();
+    let account_key = a.margin_account.key();
     let ex: &mut Exchange = &mut a.exchange;
     let clock = pnl_clock(ex, now);
     let acct: &mut MarginAccount = &mut a.margin_account;
     let treasury = crate::treasury!(a, exchange_info, ex);
-    let books = &mut ex.books;
-    let shortfall = bankruptcy_shortfall(acct.capital, acct.pnl, acct.has_open_positions())?
-        .ok_or(BackstopError::NotBankrupt)?;
-    let capital_consumed = acct.absorb_losses(books, clock)?;
-    // Now capital = 0 and pnl = −shortfall: the insurance fund pays what it can, the rest
-    // joins the deficit.
-    let insurance_before = books.insurance_balance;
-    let deficit_before = books.deficit;
-    let paid = shortfall.min(books.insurance_balance);
-    let deficit_added = shortfall.safe_sub(paid)?;
-    acct.add_pnl(cast(shortfall)?, books, clock)?;
-    treasury.insurance_to_vault(books, paid)?;
-    books.add_deficit(deficit_added)?;
-    let opened = ex.epoch.open(key, deficit_added, ex.books.deficit, now)?;
-    crate::engine::track_bankruptcy(ex, true, false)?;
-    if let Some(opened) = opened {
-        crate::events::emit(opened);
-    }
-    treasury.finish(&ex.books)?;
-    crate::events::emit(BankruptcyResolved {
-        account: a.margin_account.key(),
-        owner: a.margin_account.owner,
-        shortfall,
-        capital_consumed,
-        insurance_paid: paid,
-        deficit_added,
-        insurance_before,
-        insurance_after: ex.books.insurance_balance,
-        deficit_before,
-        deficit_after: ex.books.deficit,
-        epoch_id: ex.epoch.epoch_id,
-    });
-    Ok(())
+    let excess = touch(ex, key, account_key, acct, clock)?;
+    treasury.vault_to_insurance(&mut ex.books, excess)?;
+    bankruptcy::resolve(ex, key, account_key, acct, &treasury, clock)?;
+    treasury.finish(&ex.books)
 }

@@ -1,7 +1,9 @@
 use anchor_lang::prelude::*;
+use anchor_spl::token::{Token, TokenAccount};
 
 use crate::engine::position::mark_to_price;
-use crate::engine::{now, pnl_clock};
+use crate::engine::round::touch;
+use crate::engine::{now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::PnlSettled;
 use crate::math::safe::SafeMath;
@@ -9,8 +11,10 @@ use crate::oracle::PriceCache;
 use crate::state::{EpochPhase, Exchange, MarginAccount};
 
 /// Marks every open position to its oracle (moving unrealized pnl into settled pnl),
-/// realizes losses against capital at once, and — only in `Normal` — converts *vested*
-/// positive pnl into capital. Remaining accounts: a (market, oracle) pair per position.
+/// realizes losses against capital at once, and — only in `Normal` with no bankruptcy
+/// unresolved — converts *vested* positive pnl into capital. Works in every phase: a round
+/// in progress tallies or charges the account first, as it stood. Remaining accounts: a
+/// (market, oracle) pair per position.
 #[derive(Accounts)]
 pub struct SettlePnl<'info> {
     pub owner: Signer<'info>,
@@ -22,16 +26,29 @@ pub struct SettlePnl<'info> {
         has_one = owner @ BackstopError::NotAccountOwner
     )]
     pub margin_account: Box<Account<'info, MarginAccount>>,
+    /// With the insurance vault: receives a clawback charge's rounding excess when the
+    /// settlement pays the account's charge first (touch first during `Applying`).
+    #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]
+    pub vault: Box<Account<'info, TokenAccount>>,
+    #[account(mut, address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
+    pub insurance_vault: Box<Account<'info, TokenAccount>>,
+    pub token_program: Program<'info, Token>,
 }
 
 pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
     let now = now()?;
-    let key = ctx.accounts.exchange.key();
-    let account_key = ctx.accounts.margin_account.key();
-    let ex: &mut Exchange = &mut ctx.accounts.exchange;
-    let acct: &mut MarginAccount = &mut ctx.accounts.margin_account;
+    let a = ctx.accounts;
+    let exchange_info = a.exchange.to_account_info();
+    let key = exchange_info.key();
+    let account_key = a.margin_account.key();
+    let ex: &mut Exchange = &mut a.exchange;
+    let acct: &mut MarginAccount = &mut a.margin_account;
     let cache = PriceCache::load(&key, ex.collateral_decimals, ctx.remaining_accounts, now)?;
     let clock = pnl_clock(ex, now);
+    let treasury = crate::treasury!(a, exchange_info, ex);
+    let excess = touch(ex, key, account_key, acct, clock)?;
+    treasury.vault_to_insurance(&mut ex.books, excess)?;
+    let before = acct.standing();
     let books = &mut ex.books;
     let mut marked: i64 = 0;
     for slot in 0..acct.positions.len() {
@@ -49,13 +66,15 @@ pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
     }
     let absorbed = acct.absorb_losses(books, clock)?;
     // Profit becomes senior capital only while no deficit is open (positive pnl is frozen
-    // during a bad-debt epoch, reachable by clawback).
-    let converted = if ex.epoch.phase == EpochPhase::Normal {
+    // during a bad-debt epoch, reachable by clawback) and no bankrupt account waits to be
+    // written up (its loss could open one: profit converted first would escape it).
+    let converted = if ex.epoch.phase == EpochPhase::Normal && ex.unresolved_bankruptcies == 0 {
         acct.convert_vested(books, clock)?
     } else {
         0
     };
-    books.check()?;
+    track(ex, before, acct.standing())?;
+    treasury.finish(&ex.books)?;
     crate::events::emit(PnlSettled {
         account: account_key,
         marked,

@@ -3,17 +3,20 @@ use anchor_spl::token::{Token, TokenAccount};
 
 use crate::constants::PAUSE_TRADING;
 use crate::engine::position::{check_zero_sum, fill_pair, Fill};
-use crate::engine::{now, pnl_clock, track_bankruptcy};
+use crate::engine::round::touch;
+use crate::engine::{bankruptcy, now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::TradeFilled;
-use crate::math::safe::negative;
-use crate::math::trade::{check_side, taker_fee, taker_quote, within_band};
+use crate::math::safe::{negative, SafeMath};
+use crate::math::trade::{check_side, price_allowed, taker_fee, taker_quote};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
 /// A bilateral trade the exchange novates: taker and maker both sign. `base_qty` is the
 /// taker's side (positive: the taker buys), `price` a fixed-point price within the
-/// market's band around the oracle. Each side must meet initial margin afterwards, or
+/// market's band around the oracle — exactly the oracle price while a deficit is open, so
+/// no value can move between accounts while a loss is being shared (docs/DESIGN.md §6.3).
+/// Works in every phase: a round in progress tallies or charges both sides first. Each side must meet initial margin afterwards, or
 /// reduce its position in this market without becoming less healthy. The taker fee goes
 /// to the insurance fund.
 ///
@@ -23,10 +26,7 @@ use crate::state::{Exchange, MarginAccount, PerpMarket};
 pub struct Trade<'info> {
     pub taker: Signer<'info>,
     pub maker: Signer<'info>,
-    #[account(
-        mut,
-        constraint = !exchange.epoch.in_round() @ BackstopError::WrongEpochPhase
-    )]
+    #[account(mut)]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,
@@ -77,14 +77,15 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         ex.collateral_decimals,
         now,
     )?;
-    require!(
-        within_band(
-            price,
-            oracle_price.price,
-            market.params.max_trade_deviation_bps
-        )?,
-        BackstopError::PriceOutsideBand
-    );
+    if let Some(refusal) = price_allowed(
+        price,
+        oracle_price.price,
+        market.params.max_trade_deviation_bps,
+        ex.books.deficit,
+    )? {
+        return Err(BackstopError::from(refusal).into());
+    }
+    market.last_price = oracle_price.price;
     let mut cache = PriceCache::load(
         &exchange_info.key(),
         ex.collateral_decimals,
@@ -93,12 +94,20 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     )?;
     cache.insert(market, oracle_price);
 
+    let (exchange_key, taker_key, maker_key) = (
+        exchange_info.key(),
+        a.taker_account.key(),
+        a.maker_account.key(),
+    );
     let taker: &mut MarginAccount = &mut a.taker_account;
     let maker: &mut MarginAccount = &mut a.maker_account;
+    // Touch first: a round in progress records (or charges) both sides as they stood.
+    let mut excess = touch(ex, exchange_key, taker_key, taker, clock)?;
+    excess = excess.safe_add(touch(ex, exchange_key, maker_key, maker, clock)?)?;
     let idx = market.index;
     let taker_before = cache.health(taker)?;
     let maker_before = cache.health(maker)?;
-    let (taker_was_bankrupt, maker_was_bankrupt) = (taker.is_bankrupt(), maker.is_bankrupt());
+    let (taker_standing, maker_standing) = (taker.standing(), maker.standing());
     let taker_base_before = taker.base_in(idx);
     let maker_base_before = maker.base_in(idx);
 
@@ -137,11 +146,18 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         }
     }
     check_zero_sum(market)?;
-    track_bankruptcy(ex, taker_was_bankrupt, taker.is_bankrupt())?;
-    track_bankruptcy(ex, maker_was_bankrupt, maker.is_bankrupt())?;
+    track(ex, taker_standing, taker.standing())?;
+    track(ex, maker_standing, maker.standing())?;
 
     let treasury = crate::treasury!(a, exchange_info, ex);
-    treasury.vault_to_insurance(&mut ex.books, fee)?;
+    treasury.vault_to_insurance(&mut ex.books, fee.safe_add(excess)?)?;
+    // A side left flat with negative equity is written up now, opening its epoch in this
+    // instruction (no profit can be converted before the loss is booked).
+    for (key, side) in [(taker_key, taker), (maker_key, maker)] {
+        if side.is_bankrupt() {
+            bankruptcy::resolve(ex, exchange_key, key, side, &treasury, clock)?;
+        }
+    }
     treasury.finish(&ex.books)?;
     crate::events::emit(TradeFilled {
         market_index: idx,

@@ -1,7 +1,8 @@
 use anchor_lang::prelude::*;
 use anchor_spl::token::{Token, TokenAccount};
 
-use crate::engine::now;
+use crate::engine::round::touch;
+use crate::engine::{now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::Withdrawn;
 use crate::math::safe::{negative, SafeMath};
@@ -11,9 +12,12 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 
 /// Withdraws capital. The account must meet initial margin afterwards (remaining
 /// accounts: a (market, oracle) pair for every open position). While a deficit is open,
-/// at most capital − ⌈(capital + withdrawn) · deficit / Σ(capital + withdrawn)⌉ may leave
-/// (`withdrawn`: during this epoch) — the account's pro-rata share of the deficit stays
-/// behind for a capital-basis round, which weighs capital + withdrawn as well.
+/// at most capital − ⌈(capital + withdrawn) · deficit / base⌉ may leave (`withdrawn`:
+/// during this epoch; `base`: the smallest Σ(capital + withdrawn) since the epoch opened,
+/// `Exchange::holdback_base`) — the account's pro-rata share of the deficit stays behind
+/// for a capital-basis round, which weighs capital + withdrawn as well, and no one else's
+/// deposit can shrink it. During a round the account is tallied or charged first (touch
+/// first), so a withdrawal never changes what it owes this round (docs/DESIGN.md §6.4).
 #[derive(Accounts)]
 pub struct Withdraw<'info> {
     pub owner: Signer<'info>,
@@ -28,7 +32,9 @@ pub struct Withdraw<'info> {
     pub margin_account: Box<Account<'info, MarginAccount>>,
     #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,
-    #[account(address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
+    /// Receives a clawback charge's rounding excess when the withdrawal pays the account's
+    /// charge first (touch first during `Applying`).
+    #[account(mut, address = exchange.insurance_vault @ BackstopError::WrongInsuranceVault)]
     pub insurance_vault: Box<Account<'info, TokenAccount>>,
     #[account(
         mut,
@@ -43,9 +49,13 @@ pub fn handler<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Resu
     let now = now()?;
     let a = ctx.accounts;
     let exchange_info = a.exchange.to_account_info();
+    let (exchange_key, account_key) = (exchange_info.key(), a.margin_account.key());
     let ex: &mut Exchange = &mut a.exchange;
+    let clock = pnl_clock(ex, now);
     let acct: &mut MarginAccount = &mut a.margin_account;
+    let excess = touch(ex, exchange_key, account_key, acct, clock)?;
     require!(amount <= acct.capital, BackstopError::InsufficientCapital);
+    let before = acct.standing();
     if ex.epoch.phase != EpochPhase::Normal {
         // The share is taken on capital plus what already left during this epoch (by this
         // account and in total), the weights a capital-basis round will use: withdrawing
@@ -53,12 +63,8 @@ pub fn handler<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Resu
         let epoch = ex.epoch.epoch_id;
         let mine = acct.withdrawn_in(epoch);
         let all = ex.withdrawn_in(epoch);
-        let limit = withdrawable_during_deficit(
-            acct.capital,
-            mine,
-            ex.books.deficit,
-            ex.books.total_capital.safe_add(u128::from(all))?,
-        )?;
+        let base = ex.holdback_base_now()?;
+        let limit = withdrawable_during_deficit(acct.capital, mine, ex.books.deficit, base)?;
         require!(amount <= limit, BackstopError::BadDebtWithdrawalLimit);
         acct.epoch_withdrawn = mine.safe_add(amount)?;
         acct.withdrawn_epoch = epoch;
@@ -66,6 +72,7 @@ pub fn handler<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Resu
         ex.withdrawn_epoch = epoch;
     }
     acct.add_capital(negative(amount)?, &mut ex.books)?;
+    track(ex, before, acct.standing())?;
     let cache = PriceCache::load(
         &exchange_info.key(),
         ex.collateral_decimals,
@@ -78,6 +85,7 @@ pub fn handler<'info>(ctx: Context<'info, Withdraw<'info>>, amount: u64) -> Resu
         BackstopError::InitialMarginViolated
     );
     let treasury = crate::treasury!(a, exchange_info, ex);
+    treasury.vault_to_insurance(&mut ex.books, excess)?;
     treasury.vault_to_user(&mut ex.books, a.destination.to_account_info(), amount)?;
     treasury.finish(&ex.books)?;
     crate::events::emit(Withdrawn {

@@ -26,6 +26,35 @@ pub fn within_band(price: u64, oracle_price: u64, max_deviation_bps: u16) -> Mat
         <= (oracle_price as u128).safe_mul(max_deviation_bps as u128)?)
 }
 
+/// Why a trade's price is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceRefusal {
+    /// Further from the oracle than the market's band.
+    OutsideBand,
+    /// A deficit is open and the price is not the oracle price.
+    NotOracle,
+}
+
+/// The price rule of a trade: within `max_deviation_bps` of the oracle and, while a
+/// deficit is open (`deficit > 0`), exactly the oracle price — a fill at the oracle moves
+/// no value between the two sides (each gets a position worth what it paid at the mark),
+/// so frozen profit cannot be netted into a colluding loser whatever the band
+/// (docs/DESIGN.md §6.3). `Ok(None)`: allowed.
+pub fn price_allowed(
+    price: u64,
+    oracle_price: u64,
+    max_deviation_bps: u16,
+    deficit: u64,
+) -> MathResult<Option<PriceRefusal>> {
+    if deficit > 0 && price != oracle_price {
+        return Ok(Some(PriceRefusal::NotOracle));
+    }
+    if !within_band(price, oracle_price, max_deviation_bps)? {
+        return Ok(Some(PriceRefusal::OutsideBand));
+    }
+    Ok(None)
+}
+
 /// The position after the fill reduces exposure: strictly smaller in size and not flipped.
 pub fn is_risk_reducing(before: i64, after: i64) -> bool {
     after.unsigned_abs() < before.unsigned_abs() && (after == 0 || (after > 0) == (before > 0))
@@ -141,6 +170,20 @@ mod tests {
         assert!(!within_band(102, 100, 100).unwrap());
         assert!(within_band(99, 100, 100).unwrap());
         assert!(!within_band(98, 100, 100).unwrap());
+    }
+
+    #[test]
+    fn only_the_oracle_price_while_a_deficit_is_open() {
+        assert_eq!(price_allowed(101, 100, 100, 0).unwrap(), None);
+        assert_eq!(
+            price_allowed(101, 100, 100, 1).unwrap(),
+            Some(PriceRefusal::NotOracle)
+        );
+        assert_eq!(price_allowed(100, 100, 100, 1).unwrap(), None);
+        assert_eq!(
+            price_allowed(102, 100, 100, 0).unwrap(),
+            Some(PriceRefusal::OutsideBand)
+        );
     }
 
     #[test]

@@ -39,11 +39,15 @@ impl From<ClawbackPolicy> for Policy {
 pub enum EpochPhase {
     /// No deficit.
     Normal,
-    /// Deficit > 0: positive pnl frozen, capital withdrawals limited, insurance locked.
+    /// Deficit > 0: positive pnl frozen, capital withdrawals limited, insurance locked,
+    /// trades only at the oracle price.
     BadDebt,
-    /// A round's first pass: `tally` records weights. Trades and new accounts paused.
+    /// A round's first pass: `tally` records weights at the round's price snapshot. Any
+    /// instruction that changes an untallied account tallies it first (touch first);
+    /// nothing else is refused.
     Tallying,
-    /// A round's second pass: `clawback` charges each tallied account.
+    /// A round's second pass: `clawback` charges each tallied account; any instruction
+    /// that changes an account owing a charge applies that charge first.
     Applying,
 }
 
@@ -79,8 +83,14 @@ pub struct EpochState {
     /// Policy and cap frozen for the round at `begin_clawback`.
     pub policy: ClawbackPolicy,
     pub rate_cap_bps: u16,
-    /// Accounts that must be tallied before `finalize_tally` (= num_accounts at begin).
-    pub accounts_to_tally: u32,
+    /// Accounts that existed at `begin_clawback` and are not tallied yet: when it reaches
+    /// zero the round may always finalize (the exit that needs no counter to be right).
+    pub untallied: u32,
+    /// Of those, the accounts able to carry profit weight at `begin_clawback` (open
+    /// positions or positive pnl), and the accounts that had capital: a profit-basis
+    /// round finalizes once the first reaches zero, a capital-basis round once both do.
+    pub profit_pending: u32,
+    pub capital_pending: u32,
     pub tallied: u32,
     pub profit_weight_total: u128,
     pub profit_weighted_accounts: u32,
@@ -103,6 +113,26 @@ pub struct EpochState {
     /// The totals of the last epoch that closed (what `EpochClosed` said), kept so users
     /// see how the last bad debt was settled after the counters above restart.
     pub last_closed: ClosedEpoch,
+}
+
+/// The counts a round's tallies are measured against, taken at `begin_clawback`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TallyCounts {
+    pub accounts: u32,
+    pub profit_capable: u32,
+    pub with_capital: u32,
+}
+
+/// What an account counts as (`MarginAccount::standing`): kept in step with the
+/// exchange's counters by `engine::track`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Standing {
+    /// Flat with capital + pnl < 0.
+    pub bankrupt: bool,
+    /// An open position or positive pnl: the account can carry profit weight.
+    pub profit_capable: bool,
+    /// Capital > 0.
+    pub has_capital: bool,
 }
 
 /// Summary of a closed bad-debt epoch.
@@ -141,7 +171,9 @@ impl EpochState {
             cooldown_until: 0,
             policy: ClawbackPolicy::ProfitProRata,
             rate_cap_bps: 0,
-            accounts_to_tally: 0,
+            untallied: 0,
+            profit_pending: 0,
+            capital_pending: 0,
             tallied: 0,
             profit_weight_total: 0,
             profit_weighted_accounts: 0,
@@ -224,14 +256,16 @@ impl EpochState {
         Ok(())
     }
 
-    /// `BadDebt → Tallying`: freezes the policy and rate cap for the round and the number
-    /// of accounts to tally, and resets the round's totals.
+    /// `BadDebt → Tallying`: freezes the policy and rate cap for the round, and the
+    /// tallies it needs — `counts` of the accounts that exist, that can carry profit
+    /// weight and that have capital — and resets the round's totals. The caller records
+    /// the round's price snapshot.
     pub fn begin_round(
         &mut self,
         exchange: Pubkey,
         deficit: u64,
         params: &ExchangeParams,
-        num_accounts: u32,
+        counts: TallyCounts,
         now: i64,
     ) -> Result<RoundStarted> {
         self.can_begin(deficit, params, now)?;
@@ -246,7 +280,9 @@ impl EpochState {
             round_started_at: now,
             policy: params.clawback_policy,
             rate_cap_bps: params.clawback_rate_cap_bps,
-            accounts_to_tally: num_accounts,
+            untallied: counts.accounts,
+            profit_pending: counts.profit_capable,
+            capital_pending: counts.with_capital,
             epoch_id: self.epoch_id,
             epoch_opened_at: self.epoch_opened_at,
             cooldown_until: self.cooldown_until,
@@ -261,14 +297,24 @@ impl EpochState {
             epoch_id: self.epoch_id,
             round: self.round_seq,
             deficit,
-            accounts_to_tally: self.accounts_to_tally,
+            accounts: counts.accounts,
+            profit_accounts: counts.profit_capable,
+            capital_accounts: counts.with_capital,
             rate_cap_bps: self.rate_cap_bps,
         })
     }
 
-    /// Whether an account with clawback record `rec` still needs a tally this round.
+    /// Whether an account with clawback record `rec` is not tallied yet this round.
     pub fn due_for_tally(&self, rec: &ClawbackRecord) -> bool {
         self.phase == EpochPhase::Tallying && rec.tally_round != self.round_seq
+    }
+
+    /// Whether the round still needs this untallied account's tally to finalize: it can
+    /// carry profit weight, or it has capital and no tallied account had profit weight
+    /// yet. Keepers tally these (largest first); others may be tallied but need not be.
+    pub fn needs_tally(&self, rec: &ClawbackRecord, standing: Standing) -> bool {
+        self.due_for_tally(rec)
+            && (standing.profit_capable || (standing.has_capital && self.profit_weight_total == 0))
     }
 
     /// The policy frozen for this round, as the math module's type.
@@ -277,13 +323,16 @@ impl EpochState {
     }
 
     /// Records one account's weights: `profit` under the round's policy (with its cap,
-    /// the positive PnL) and `capital` (the capital-basis weight).
+    /// the positive PnL) and `capital` (the capital-basis weight), and counts the tally
+    /// against what the round needs; `at_begin` is the account's standing at
+    /// `begin_clawback` (touch first keeps an untallied account as it was then).
     pub fn record_tally(
         &mut self,
         account: Pubkey,
         rec: &mut ClawbackRecord,
         profit: Weight,
         capital: u64,
+        at_begin: Standing,
     ) -> Result<TallyRecorded> {
         require!(
             self.phase == EpochPhase::Tallying,
@@ -295,12 +344,6 @@ impl EpochState {
         );
         // Every new total is computed before anything is written: a refusal changes nothing.
         let tallied = self.tallied.safe_add(1)?;
-        // More accounts than existed at begin cannot be tallied (creation is refused during
-        // a round), so this trips only on a bug; it keeps finalize's completeness check true.
-        require!(
-            tallied <= self.accounts_to_tally,
-            BackstopError::TallyIncomplete
-        );
         let (mut pw_total, mut pw_count) =
             (self.profit_weight_total, self.profit_weighted_accounts);
         if profit.weight > 0 {
@@ -312,6 +355,14 @@ impl EpochState {
         if capital > 0 {
             cw_total = cw_total.safe_add(u128::from(capital))?;
             cw_count = cw_count.safe_add(1)?;
+        }
+        // Saturating: a miscount must never block a tally (the `untallied` exit stays).
+        self.untallied = self.untallied.saturating_sub(1);
+        if at_begin.profit_capable {
+            self.profit_pending = self.profit_pending.saturating_sub(1);
+        }
+        if at_begin.has_capital {
+            self.capital_pending = self.capital_pending.saturating_sub(1);
         }
         self.tallied = tallied;
         self.profit_weight_total = pw_total;
@@ -331,9 +382,21 @@ impl EpochState {
         })
     }
 
-    /// Every account counted at `begin_round` has been tallied: the round may finalize.
+    /// Marks an account created during this round as tallied with no weight: it did not
+    /// exist at `begin_clawback`, so it owes nothing this round.
+    pub fn born_tallied(&self, rec: &mut ClawbackRecord) {
+        if self.in_round() {
+            rec.tally_round = self.round_seq;
+        }
+    }
+
+    /// Every tally the round needs is in: all accounts that could carry profit weight
+    /// and, when none of them has any, all accounts with capital — or simply every
+    /// account that existed at `begin_clawback`.
     pub fn tally_complete(&self) -> bool {
-        self.tallied >= self.accounts_to_tally
+        let profit_done = self.profit_pending == 0;
+        let basis_known = self.profit_weight_total > 0 || self.capital_pending == 0;
+        (profit_done && basis_known) || self.untallied == 0
     }
 
     /// `Tallying → Applying` once every counted account is tallied: fixes the basis
@@ -406,6 +469,21 @@ impl EpochState {
             && rec.tally_round == self.round_seq
             && weighted
             && rec.applied_round != self.round_seq
+    }
+
+    /// Whether an account with record `rec` owes, or may owe, a charge in the round in
+    /// progress: tallied with weight (in the round's basis once it is fixed) and not
+    /// charged yet. Such an account cannot close: the round counts on its charge.
+    pub fn owes(&self, rec: &ClawbackRecord) -> bool {
+        let weighted = match self.phase {
+            EpochPhase::Tallying => rec.profit_weight > 0 || rec.capital_weight > 0,
+            EpochPhase::Applying => match self.basis {
+                ClawbackBasis::Profit => rec.profit_weight > 0,
+                ClawbackBasis::Capital => rec.capital_weight > 0,
+            },
+            _ => false,
+        };
+        weighted && rec.tally_round == self.round_seq && rec.applied_round != self.round_seq
     }
 
     /// Checks that an account with record `rec` may be charged now and returns its

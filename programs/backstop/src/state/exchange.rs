@@ -2,6 +2,7 @@ use anchor_lang::prelude::*;
 
 use crate::constants::*;
 use crate::error::BackstopError;
+use crate::math::safe::SafeMath;
 use crate::state::{Books, ClawbackPolicy, EpochState};
 
 /// Exchange-wide parameters (bounded by `validate`, changed through the timelock).
@@ -137,6 +138,19 @@ pub struct Exchange {
     /// Accounts flat with negative equity that `resolve_bankruptcy` has not written up
     /// yet: insurance cannot be withdrawn while any exists.
     pub unresolved_bankruptcies: u32,
+    /// Accounts able to carry profit weight (an open position or positive pnl), and
+    /// accounts with capital: kept exact by `engine::track` on every account change, so
+    /// a round knows in O(1) how many tallies it needs (docs/DESIGN.md §6.2).
+    pub profit_capable_accounts: u32,
+    pub capital_accounts: u32,
+    /// The smallest Σ(capital + withdrawn this epoch) seen since epoch `holdback_epoch`
+    /// opened: the base of the `BadDebt` withdrawal hold-back. It only ratchets down, so
+    /// no one else's deposit can shrink an account's hold-back.
+    pub holdback_base: u128,
+    pub holdback_epoch: u64,
+    /// The round's price snapshot, one fixed-point price per market index, recorded by
+    /// `begin_clawback` (round `epoch.round_seq`).
+    pub round_prices: [u64; MAX_MARKETS as usize],
     pub reserved: [u8; 48],
 }
 
@@ -148,6 +162,32 @@ impl Exchange {
         } else {
             0
         }
+    }
+
+    /// The base of the withdrawal hold-back now: the smallest Σ(capital + withdrawn this
+    /// epoch) seen since the epoch opened, ratcheted down to today's value and stored.
+    /// Deposits raise today's Σ but never the base, so no one else's deposit can shrink an
+    /// account's hold-back; losses lower it, which only holds back more.
+    pub fn holdback_base_now(&mut self) -> Result<u128> {
+        let epoch = self.epoch.epoch_id;
+        let today = self
+            .books
+            .total_capital
+            .safe_add(u128::from(self.withdrawn_in(epoch)))?;
+        let base = if self.holdback_epoch == epoch {
+            self.holdback_base.min(today)
+        } else {
+            today
+        };
+        self.holdback_base = base;
+        self.holdback_epoch = epoch;
+        Ok(base)
+    }
+
+    /// Records the hold-back base when a bad-debt epoch opens: Σ capital then.
+    pub fn start_holdback(&mut self) {
+        self.holdback_base = self.books.total_capital;
+        self.holdback_epoch = self.epoch.epoch_id;
     }
 
     /// Whether pause `bit` is in force at `now`: set, and not lapsed after

@@ -162,6 +162,15 @@ impl MarginAccount {
         )
     }
 
+    /// What the exchange's counters count this account as (`engine::track`).
+    pub fn standing(&self) -> crate::state::Standing {
+        crate::state::Standing {
+            bankrupt: self.is_bankrupt(),
+            profit_capable: self.pnl > 0 || self.has_open_positions(),
+            has_capital: self.capital > 0,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.capital == 0 && self.pnl == 0 && !self.has_open_positions()
     }

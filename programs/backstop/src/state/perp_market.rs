@@ -115,7 +115,10 @@ pub struct PerpMarket {
     pub paused_at: i64,
     /// When the current (or last) pause began (for the exchange's `max_pause_secs`).
     pub pause_started_at: i64,
-    pub reserved: [u8; 32],
+    /// The last oracle price a trade or liquidation accepted (fixed point): the round's
+    /// snapshot falls back to it when the oracle account cannot be read at all.
+    pub last_price: u64,
+    pub reserved: [u8; 24],
 }
 
 /// A market-parameter change waiting for the admin delay.
