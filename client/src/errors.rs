@@ -93,6 +93,8 @@ const BACKSTOP: &[BackstopError] = {
         PriceNotOracle,
         ClawbackDue,
         TooManyMarkets,
+        ReduceWorseThanOracle,
+        EquityBelowZero,
     ]
 };
 

@@ -253,7 +253,8 @@ mod tests {
             created_at: 0,
             epoch_withdrawn: 0,
             withdrawn_epoch: 0,
-            reserved: [0; 16],
+            epoch_deposited: 0,
+            deposited_epoch: 0,
         };
         a.positions[0] = Position {
             market_index: 0,

@@ -429,7 +429,8 @@ fn memory(n: usize) -> Result<()> {
                 created_at: 0,
                 epoch_withdrawn: 0,
                 withdrawn_epoch: 0,
-                reserved: [0; 16],
+                epoch_deposited: 0,
+                deposited_epoch: 0,
             };
             let mut data = MarginAccount::DISCRIMINATOR.to_vec();
             a.serialize(&mut data).expect("serialize");

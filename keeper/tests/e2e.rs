@@ -197,6 +197,7 @@ fn keeper_end_to_end_on_the_localnet_validator() {
     keeper_margin_too_small(&net);
     websocket_dropped_resync_still_catches_the_crash(&net);
     rpc_errors_injected(&net);
+    trading_goes_on_during_the_round(&net);
     drop(net);
     let _ = std::fs::remove_dir_all(&ledger);
 }
@@ -446,3 +447,102 @@ fn rpc_errors_injected(net: &Localnet) {
     );
     assert!(k.terminate().success());
 }
+
+/// While the keeper drives a round, another process trades continuously (at the oracle
+/// price, as a deficit requires): no trade is refused, some land while the round is being
+/// tallied or applied, and the round's charges are the worked example's.
+fn trading_goes_on_during_the_round(net: &Localnet) {
+    use backstop_client::ix;
+    use backstop_migrations::send;
+    let kw = keeper_wallet(net);
+    let c = crash::setup(net, 7, 120, kw, 10_000 * USDC).unwrap();
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    let traders: Vec<Keypair> = (0..2).map(|_| Keypair::new()).collect();
+    let rpc = net.rpc();
+    for t in &traders {
+        net.fund_sol(&t.pubkey(), 10_000_000_000).unwrap();
+        let token = net.fund_usdc(&t.pubkey(), 5_000 * USDC).unwrap();
+        send(
+            &rpc,
+            t,
+            &[],
+            &[
+                ix::create_margin_account(&t.pubkey(), &c.exchange),
+                ix::deposit(&keys, &t.pubkey(), &token, 5_000 * USDC),
+            ],
+        )
+        .unwrap();
+    }
+    let k = KeeperProc::start(keeper_bin(), net, &c.exchange, c.keeper(), "trading", &[]);
+    k.wait_ready();
+    crash::set_price(net, &c, 85).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let trader = {
+        let stop = stop.clone();
+        let url = net.rpc_url();
+        let (market, oracle, exchange) = (c.market, c.oracle, c.exchange);
+        std::thread::spawn(move || {
+            let rpc = solana_rpc_client::rpc_client::RpcClient::new_with_commitment(
+                url,
+                solana_commitment_config::CommitmentConfig::confirmed(),
+            );
+            let (mut sent, mut in_round, mut refused) = (0u32, 0u32, vec![]);
+            while !stop.load(Ordering::SeqCst) {
+                let (t, m) = if sent % 2 == 0 {
+                    (&traders[0], &traders[1])
+                } else {
+                    (&traders[1], &traders[0])
+                };
+                let trade = ix::trade(
+                    &keys,
+                    &t.pubkey(),
+                    &m.pubkey(),
+                    &market,
+                    &oracle,
+                    BASE_ATOMS,
+                    85_000_000_000, // the oracle price, $85
+                    &[],
+                );
+                match send(&rpc, t, &[m], &[trade]) {
+                    Ok(_) => {
+                        sent += 1;
+                        let data = rpc.get_account_data(&exchange).unwrap();
+                        let ex = backstop_client::decode::exchange(&data).unwrap();
+                        if ex.epoch.in_round() {
+                            in_round += 1;
+                        }
+                    }
+                    Err(e) => refused.push(format!("{e:#}")),
+                }
+            }
+            (sent, in_round, refused)
+        })
+    };
+    crash::wait_until_resolved(&net.rpc(), &c, 2, Duration::from_secs(120), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", k.logs()));
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    let (sent, in_round, refused) = trader.join().unwrap();
+    assert!(
+        refused.is_empty(),
+        "refused trades: {refused:?}\n{}",
+        k.logs()
+    );
+    assert!(sent >= 4, "{sent} trades");
+    assert!(
+        in_round >= 1,
+        "{sent} trades, none while the round ran\n{}",
+        k.logs()
+    );
+    let ex = crash::exchange(&rpc, &c).unwrap();
+    assert_eq!(ex.epoch.phase, EpochPhase::Normal);
+    for (name, charge) in [("winner-1", 211_224_490), ("winner-2", 140_816_327)] {
+        let a = crash::account(&rpc, &c, name).unwrap();
+        assert_eq!(a.clawback.lifetime_total, charge, "{name}");
+    }
+    println!("trading during the round: {sent} trades, {in_round} landed mid-round, 0 refused");
+    assert!(k.terminate().success());
+}
+
+/// One PERP (6 decimals).
+const BASE_ATOMS: i64 = 1_000_000;

@@ -1,7 +1,8 @@
 //! The crash scenario, over JSON-RPC on the localnet: a fresh exchange with one PERP
 //! market at $100, an insurance fund of 100 USDC, a 10x long against two shorts, then a
 //! gap to $85. A keeper (the `backstop-keeper` binary, with the "keeper" participant's
-//! keypair) liquidates, resolves the bankruptcy and runs the clawback round; the scenario
+//! keypair) liquidates (which resolves the bankruptcy in the same instruction) and runs the
+//! clawback round; the scenario
 //! waits for the exchange to return to `Normal` and prints a summary table.
 //!
 //! The numbers are the worked example of docs/DESIGN.md §5.4, also asserted on LiteSVM in

@@ -127,17 +127,15 @@ fn step_account(
         let mut t = liquidation_terms(&h, a.base_qty, price, lp, u64::MAX).map_err(math)?;
         if t.base == 0 {
             let full = a.base_qty.unsigned_abs();
-            t = terms_for_base(t.discounted, t.liquidatee_was_long, full, price, lp)
-                .map_err(math)?;
+            t = terms_for_base(h.equity, t.liquidatee_was_long, full, price, lp).map_err(math)?;
         }
         close(&mut o.accounts[i], t.liquidatee_base_delta, t.price)?;
-        if t.discounted {
-            o.insurance_end += t.insurance_fee;
-        } else {
-            let fee = t.insurance_paid_uncapped.min(o.insurance_end);
-            o.insurance_end -= fee;
-            o.insurance_paid += fee;
-        }
+        // The fund receives its share of the discount, then pays what the liquidator is
+        // owed beyond it (as the program does).
+        o.insurance_end += t.insurance_fee;
+        let fee = t.insurance_paid_uncapped.min(o.insurance_end);
+        o.insurance_end -= fee;
+        o.insurance_paid += fee;
         o.liquidations += 1;
     }
     resolve_bankruptcy(o, i);

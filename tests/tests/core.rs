@@ -602,9 +602,14 @@ fn reducing_trades_are_allowed_below_initial_margin() {
         ex.trade(&alice, &carol, 0, BASE, 95.0),
         E::InitialMarginViolated,
     );
-    // ...reducing is allowed (here even at the worst price in the band: the MM it frees,
-    // 5%, exceeds the 2% band)...
-    ex.trade(&alice, &carol, 0, -3 * BASE, 93.1).unwrap();
+    // ...reducing is allowed at the oracle price or better for Alice — not at the worst
+    // price in the band, which would hand Carol value an underwater account may not
+    // give...
+    assert_backstop_err(
+        ex.trade(&alice, &carol, 0, -3 * BASE, 93.1),
+        E::ReduceWorseThanOracle,
+    );
+    ex.trade(&alice, &carol, 0, -3 * BASE, 95.0).unwrap();
     // ...but flipping is not reducing.
     assert_backstop_err(
         ex.trade(&alice, &carol, 0, -20 * BASE, 95.0),
@@ -613,9 +618,10 @@ fn reducing_trades_are_allowed_below_initial_margin() {
 }
 
 #[test]
-fn reducing_trade_may_not_leave_the_account_less_healthy() {
+fn reducing_trade_below_initial_margin_is_at_the_oracle_or_better() {
     // A market whose band (5%) is wider than its maintenance margin (1%): selling far
-    // below the oracle costs more equity than the margin it frees.
+    // below the oracle would cost more equity than the margin it frees; below initial
+    // margin only the oracle price or better is accepted.
     let p = MarketParams {
         initial_margin_bps: 200,
         maintenance_margin_bps: 100,
@@ -631,7 +637,10 @@ fn reducing_trade_may_not_leave_the_account_less_healthy() {
     ex.set_price(0, 99.0); // equity ≈ 50.5: below IM 89.1, above MM 44.55
     let h = ex.health(&alice.margin).unwrap();
     assert!(h.equity < h.initial_margin as i128 && !h.liquidatable);
-    assert_backstop_err(ex.trade(&alice, &carol, 0, -BASE, 94.1), E::HealthDecreased);
+    assert_backstop_err(
+        ex.trade(&alice, &carol, 0, -BASE, 94.1),
+        E::ReduceWorseThanOracle,
+    );
     ex.trade(&alice, &carol, 0, -BASE, 99.0).unwrap();
 }
 

@@ -47,10 +47,11 @@ fn tally_all(ex: &mut TestExchange) {
     }
 }
 
-/// A capital-basis epoch (no profit anywhere): the taker fee is zero, so the insurance
-/// fund is empty. L (1,100) long 100 from W (10,000) at $100; at $85 W settles (banking
-/// its +1,500), K (2,000) liquidates L at the oracle for no fee; L's −400 is the deficit.
-/// A and H hold 5,000 each: Σ capital = 11,500 + 2,000 + 5,000 + 5,000 = 23,500.
+/// A capital-basis epoch: the taker fee is zero, so the insurance fund is empty. L (1,100)
+/// long 100 from W (10,000) at $100; at $85 W settles (banking its +1,500), K (2,000)
+/// liquidates L at the oracle; L owes K's 68 fee, so the deficit is 400 + 68. A first
+/// round takes K's fee back (the only profit), leaving 400 and no profit anywhere. A and H
+/// hold 5,000 each: Σ capital = 11,500 + 2,000 + 5,000 + 5,000 = 23,500.
 struct CapitalEpoch {
     ex: TestExchange,
     w: User,
@@ -74,7 +75,11 @@ fn capital_epoch() -> CapitalEpoch {
     ex.set_price(0, 85.0);
     ex.settle(&w).unwrap();
     ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
+    assert_eq!(ex.exchange().books.deficit, 468 * USDC);
+    ex.run_round(20);
+    assert_eq!(ex.account(&k).clawback.lifetime_total, 68 * USDC);
     let e = ex.exchange();
+    assert_eq!(e.epoch.phase, EpochPhase::BadDebt);
     assert_eq!(e.books.deficit, 400 * USDC);
     assert_eq!(e.books.total_capital, 23_500 * U);
     assert_eq!(e.holdback_base, 23_500 * U);
@@ -113,7 +118,10 @@ fn attack_1_withdrawing_during_applying_pays_the_capital_share_first() {
     assert_eq!(ex.account(&h).clawback.lifetime_total, fair(5_000 * U));
     assert_eq!(fair(5_000 * U), 85_106_383);
     assert_eq!(ex.account(&w).clawback.lifetime_total, fair(11_500 * U));
-    assert_eq!(ex.account(&k).clawback.lifetime_total, fair(2_000 * U));
+    assert_eq!(
+        ex.account(&k).clawback.lifetime_total,
+        68 * USDC + fair(2_000 * U)
+    );
     // Its charge was the last one: the round ended and the epoch closed.
     let e = ex.exchange();
     assert_eq!((e.books.deficit, e.epoch.phase), (0, EpochPhase::Normal));
@@ -335,6 +343,34 @@ fn attack_6_a_deposit_before_ones_tally_does_not_cut_the_weight() {
     // p + p · notional / equity = 1,500 + 1,500 · 8,500 / 11,500 (rounded down).
     assert_eq!(honest.0, 1_500 * U + 1_500 * U * 8_500 * U / (11_500 * U));
     assert_eq!(run(true), honest);
+}
+
+/// Attack 6 before the round (found by review): a large deposit in `BadDebt`, before
+/// `begin_clawback`, would cut a LeverageWeighted weight by diluting the leverage. Capital
+/// deposited during the epoch is left out of the equity leverage is measured on.
+#[test]
+fn attack_6_a_deposit_before_the_round_does_not_cut_the_weight() {
+    let params = ExchangeParams {
+        clawback_policy: ClawbackPolicy::LeverageWeighted,
+        ..default_exchange_params()
+    };
+    let run = |attack: bool| {
+        let mut ex = TestExchange::with_params(params, &[default_market_params()], &[100.0]);
+        let l = ex.funded_user(1_100 * USDC);
+        let w = ex.user(200_000 * USDC);
+        ex.deposit(&w, 10_000 * USDC).unwrap();
+        let k = ex.funded_user(100_000 * USDC);
+        ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
+        ex.set_price(0, 85.0);
+        ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
+        if attack {
+            ex.deposit(&w, 190_000 * USDC).unwrap();
+        }
+        ex.run_round(20);
+        let c = ex.account(&w).clawback;
+        (c.last_weight, c.lifetime_total)
+    };
+    assert_eq!(run(true), run(false));
 }
 
 /// Accounts that cannot carry profit weight (no position, no positive pnl) do not

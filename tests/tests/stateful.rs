@@ -411,6 +411,8 @@ fn observe(r: &Run) -> State {
                 },
                 withdrawn: a.epoch_withdrawn,
                 withdrawn_epoch: a.withdrawn_epoch,
+                deposited: a.epoch_deposited,
+                deposited_epoch: a.deposited_epoch,
             }
         })
         .collect();
@@ -512,6 +514,11 @@ fn compare(r: &Run) -> Result<(), String> {
             n("withdrawn (amount, epoch)"),
             &(a.withdrawn, a.withdrawn_epoch),
             &(b.withdrawn, b.withdrawn_epoch),
+        );
+        field(
+            n("deposited (amount, epoch)"),
+            &(a.deposited, a.deposited_epoch),
+            &(b.deposited, b.deposited_epoch),
         );
     }
     field("books".into(), &p.books, &m.books);

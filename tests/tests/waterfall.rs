@@ -434,17 +434,18 @@ fn deficit_larger_than_all_profit_takes_all_profit_then_principal_pro_rata() {
         k,
         saver,
     } = gap_population(10);
-    // L lost 1_900 + 9.5 fee on 1_000 capital; the insurance fund's 9.5 (the fee) went to
-    // the keeper: deficit 909.5.
-    assert_eq!(ex.exchange().books.deficit, 909_500_000);
-    assert_eq!(ex.account(&k).pnl, 9_500_000);
-    // At $85 the keeper's long is +475 and its fee +9.5: all the positive PnL there is,
-    // 484.5 < 909.5. W's short is −475 (its profit is principal now), the saver is flat.
+    // L lost 1_900 + 9.5 fee on 1_000 capital. The keeper's fee (1% of 7_600, its 80%:
+    // 60.8) came from the insurance fund's 9.5 (the taker fee) and, for the 51.3 the fund
+    // did not have, from L's shortfall: deficit 909.5 + 51.3 = 960.8.
+    assert_eq!(ex.exchange().books.deficit, 960_800_000);
+    assert_eq!(ex.account(&k).pnl, 60_800_000);
+    // At $85 the keeper's long is +475 and its fee +60.8: all the positive PnL there is,
+    // 535.8 < 960.8. W's short is −475 (its profit is principal now), the saver is flat.
     ex.set_price(0, 85.0);
     ex.run_round(10);
     let kk = ex.account(&k);
     assert_eq!(
-        kk.clawback.last_amount, 484_500_000,
+        kk.clawback.last_amount, 535_800_000,
         "all of the keeper's profit, not more"
     );
     assert!(!kk.clawback.last_basis_is_capital);
@@ -490,14 +491,19 @@ fn deficit_larger_than_all_profit_takes_all_profit_then_principal_pro_rata() {
 
 #[test]
 fn zero_winners_charge_principal_in_the_same_round() {
-    // No taker fee → empty insurance → the keeper earns no fee; at $80 nobody has positive
-    // PnL (W's profit is capital), so the first round already uses the capital basis.
+    // No taker fee → empty insurance → the keeper's 60.8 fee is owed by L (its shortfall,
+    // 960.8, becomes the deficit). A first round takes that fee back (the only profit:
+    // W's profit is capital, the keeper's long is flat at $80); then nobody has positive
+    // PnL and the next round charges principal.
     let Gap {
         mut ex,
         w,
         k,
         saver,
     } = gap_population(0);
+    assert_eq!(ex.exchange().books.deficit, 960_800_000);
+    ex.run_round(10);
+    assert_eq!(ex.account(&k).clawback.last_amount, 60_800_000);
     let e = ex.exchange();
     assert_eq!(e.books.deficit, 900 * USDC);
     let total_cap = e.books.total_capital;
@@ -650,6 +656,16 @@ fn documented_batch_limits_are_the_measured_ones() {
     // The numbers stated in tally.rs / clawback.rs doc comments (a tally needs no market
     // or oracle account: it reads the round's snapshot from the exchange).
     assert_eq!((tally, claw), (29, 26));
+    // A round's price snapshot needs every market in one begin_clawback: MAX_MARKETS is
+    // what fits a legacy transaction with the keeper's compute-budget instructions.
+    let pairs: Vec<(Pubkey, Pubkey)> = (0..64)
+        .map(|_| (Pubkey::new_unique(), Pubkey::new_unique()))
+        .collect();
+    let begin = max_batch(&payer, 64, |n| {
+        ix::begin_clawback(&ex_keys.exchange, &pairs[..n])
+    });
+    println!("begin_clawback fits {begin} markets");
+    assert_eq!(begin, usize::from(backstop::constants::MAX_MARKETS));
     // Our size model agrees with the real serializer.
     let i = ix::tally(&ex_keys.exchange, &accounts[..10]);
     let tx = solana_sdk::transaction::Transaction::new_with_payer(
@@ -771,11 +787,12 @@ fn largest_batches_log_within_the_budget() {
     ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
     ex.set_price(0, 85.0);
     ex.settle(&w).unwrap();
-    // The keeper takes the position over at the oracle price; the insurance fund (the
-    // trade's taker fee) pays it a 10 USDC fee, its only profit, which a first round takes
-    // whole. The next round has no profit anywhere and charges capital.
+    // The keeper takes the position over at the oracle price; its 68 USDC fee (10 from
+    // the insurance fund — the trade's taker fee — and 58 owed by L) is its only profit,
+    // which a first round takes whole. The next round has no profit anywhere and charges
+    // capital.
     ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-    assert_eq!(ex.account(&k).pnl, 10 * USDC as i64);
+    assert_eq!(ex.account(&k).pnl, 68 * USDC as i64);
     ex.run_round(usize::from(MAX_TALLY_BATCH));
     assert_eq!(ex.account(&k).pnl, 0);
     assert_eq!(ex.exchange().epoch.phase, EpochPhase::BadDebt);

@@ -20,11 +20,14 @@ pub const MAX_POSITIONS: usize = 4;
 #[constant]
 pub const MAX_OPEN_POSITIONS: u8 = MAX_POSITIONS as u8;
 
-/// Most markets one exchange may list: each round's price snapshot keeps one price per
-/// market in the exchange account (`Exchange::round_prices`), so that `tally` and every
-/// touch-first tally value accounts without reading any market or oracle account.
+/// Most markets one exchange may list. `begin_clawback` reads every market's oracle in
+/// one instruction for the round's price snapshot (kept in `Exchange::round_prices`, so
+/// that `tally` and every touch-first tally read no market or oracle account): 14 (market,
+/// oracle) pairs are what a legacy transaction carries with the keeper's compute-budget
+/// instructions (`documented_batch_limits_are_the_measured_ones`), so no exchange can
+/// list more markets than a round can snapshot.
 #[constant]
-pub const MAX_MARKETS: u16 = 32;
+pub const MAX_MARKETS: u16 = 14;
 
 #[constant]
 pub const EXCHANGE_SEED: &[u8] = b"exchange";

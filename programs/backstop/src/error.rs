@@ -158,6 +158,10 @@ pub enum BackstopError {
     ClawbackDue,
     #[msg("The exchange already has MAX_MARKETS markets")]
     TooManyMarkets,
+    #[msg("Below initial margin a trade may only reduce the position at the oracle price or better for this account")]
+    ReduceWorseThanOracle,
+    #[msg("Below initial margin a trade may not lower the account's equity below zero")]
+    EquityBelowZero,
 }
 
 impl From<MathError> for BackstopError {
@@ -184,6 +188,8 @@ impl From<SideRefusal> for BackstopError {
         match r {
             SideRefusal::InitialMargin => BackstopError::InitialMarginViolated,
             SideRefusal::HealthDecreased => BackstopError::HealthDecreased,
+            SideRefusal::WorseThanOracle => BackstopError::ReduceWorseThanOracle,
+            SideRefusal::NegativeEquity => BackstopError::EquityBelowZero,
         }
     }
 }

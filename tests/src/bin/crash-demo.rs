@@ -59,25 +59,24 @@ fn main() {
         usdc(h.maintenance_margin as i128)
     );
 
-    step(&mut n, "keeper liquidates the loser (whole position at the oracle price; insurance pays the keeper's fee)");
-    let ins = ex.insurance_balance();
-    ex.liquidate(&users[3], &users[0].margin, 0, u64::MAX)
-        .unwrap();
-    println!(
-        "    keeper fee paid by insurance: {} USDC",
-        usdc((ins - ex.insurance_balance()) as i128)
-    );
-
     step(
         &mut n,
-        "resolve_bankruptcy: capital absorbed, insurance pays what it has, the rest is deficit",
+        "keeper liquidates the loser: the whole position moves at the oracle price, the \
+         insurance fund pays the keeper's fee, and the loser, left flat and negative, is \
+         written up in the same instruction (capital absorbed, insurance pays what it has, \
+         the rest is deficit)",
     );
-    ex.resolve_bankruptcy(&users[0].margin).unwrap();
+    let ins = ex.insurance_balance();
+    let k0 = ex.account(&users[3]).pnl;
+    ex.liquidate(&users[3], &users[0].margin, 0, u64::MAX)
+        .unwrap();
     let e = ex.exchange();
     println!(
-        "    deficit {} USDC, insurance {} USDC, phase {:?} (epoch {})",
-        usdc(e.books.deficit as i128),
+        "    keeper fee {} USDC; insurance {} → {} USDC; deficit {} USDC, phase {:?} (epoch {})",
+        usdc((ex.account(&users[3]).pnl - k0) as i128),
+        usdc(ins as i128),
         usdc(ex.insurance_balance() as i128),
+        usdc(e.books.deficit as i128),
         e.epoch.phase,
         e.epoch.epoch_id
     );

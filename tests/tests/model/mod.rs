@@ -102,6 +102,10 @@ pub struct Account {
     pub receipt: Receipt,
     pub withdrawn: u64,
     pub withdrawn_epoch: u64,
+    /// Capital deposited during epoch `deposited_epoch` (left out of LeverageWeighted
+    /// leverage).
+    pub deposited: u64,
+    pub deposited_epoch: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -584,6 +588,16 @@ impl State {
         self.wallet_pay(who, amount)?;
         let mut books = self.books;
         self.accounts[who].add_capital(amount, &mut books)?;
+        if self.epoch.phase != Phase::Normal {
+            let epoch = self.epoch.epoch_id;
+            let a = &mut self.accounts[who];
+            a.deposited = if a.deposited_epoch == epoch {
+                a.deposited
+            } else {
+                0
+            } + amount;
+            a.deposited_epoch = epoch;
+        }
         self.books = books;
         self.vault_in(amount);
         Ok(())
@@ -686,7 +700,7 @@ impl State {
         self.accounts[t].add_pnl(-i64_of(fee as i128)?, &mut books, now, secs)?;
         self.books = books;
         self.markets[market as usize] = mk;
-        for (a, before, b0) in [(t, tb, t0), (m, mb, m0)] {
+        for (a, before, b0, buys) in [(t, tb, t0, qty > 0), (m, mb, m0, qty < 0)] {
             let after = self.health(a, &prices)?;
             if after.meets_im() {
                 continue;
@@ -696,6 +710,13 @@ impl State {
                 b1.unsigned_abs() < b0.unsigned_abs() && (b1 == 0 || (b1 > 0) == (b0 > 0));
             if !reduces {
                 return Err("InitialMarginViolated");
+            }
+            // Below IM: at the oracle or better for this side, never below zero equity.
+            if (buys && px > oracle) || (!buys && px < oracle) {
+                return Err("ReduceWorseThanOracle");
+            }
+            if after.equity < 0 && after.equity < before.equity {
+                return Err("EquityBelowZero");
             }
             if after.equity - after.mm < before.equity - before.mm {
                 return Err("HealthDecreased");
@@ -832,13 +853,28 @@ impl State {
         let long = pos.base > 0;
         // The price moves by the fee in the liquidator's favour, rounded against the
         // liquidatee.
+        let full_px = if long {
+            floor(p * (BPS - mp.liq_fee_bps as i128), BPS)
+        } else {
+            ceil(p * (BPS + mp.liq_fee_bps as i128), BPS)
+        };
+        let full_discount = ceil(size * (p - full_px).abs(), ONE);
+        // The discount never exceeds the equity (less two atoms for rounding): the price
+        // moves only as far as the equity pays for.
+        let room = (before.equity - 2).max(0);
         let px = if !discounted {
             p
-        } else if long {
-            floor(p * (BPS - fee_bps), BPS)
+        } else if full_discount <= room {
+            full_px
         } else {
-            ceil(p * (BPS + fee_bps), BPS)
+            let d = room * ONE / size;
+            if long {
+                p - d.min(p)
+            } else {
+                p + d
+            }
         };
+        let _ = fee_bps;
         let delta = if long { -(size as i64) } else { size as i64 };
         let quote = i64_of(ceil(delta as i128 * px, ONE))?;
         let (now, secs) = (self.now, self.params.warmup_secs);
@@ -847,22 +883,34 @@ impl State {
         self.accounts[liqee].fill(&mut mk, market, delta, quote, &mut books, (now, secs))?;
         self.accounts[liqor].fill(&mut mk, market, -delta, -quote, &mut books, (now, secs))?;
         self.markets[market as usize] = mk;
-        if discounted {
-            // The insurance share of the discount (rounded up) leaves the liquidator.
+        let share = |x: i128| ceil(x * mp.insurance_share_bps as i128, BPS);
+        let (insurance_fee, owed) = if discounted {
+            // The liquidator pays the insurance share of its discount (rounded up); the
+            // fund owes it what the equity cap withheld from its net fee.
             let discount = ceil(size * (p - px).abs(), ONE);
-            let fee = u64_of(ceil(discount * mp.insurance_share_bps as i128, BPS))?;
-            self.accounts[liqor].add_pnl(-(fee as i64), &mut books, now, secs)?;
-            self.books = books;
-            self.vault_to_insurance(fee);
+            let net_full = full_discount - share(full_discount);
+            (
+                share(discount),
+                (net_full - (discount - share(discount))).max(0),
+            )
         } else {
-            // Insurance pays the liquidator's share of the fee (rounded down), if it can.
+            // Its whole share of the fee (rounded down) is owed by the fund.
             let fee = floor(floor(size * p, ONE) * mp.liq_fee_bps as i128, BPS);
-            let keeper = floor(fee * (BPS - mp.insurance_share_bps as i128), BPS);
-            let paid = u64_of(keeper)?.min(books.insurance_balance);
-            self.accounts[liqor].add_pnl(paid as i64, &mut books, now, secs)?;
-            self.books = books;
-            self.insurance_to_vault(paid);
-        }
+            (0, floor(fee * (BPS - mp.insurance_share_bps as i128), BPS))
+        };
+        let insurance_fee = u64_of(insurance_fee)?;
+        self.accounts[liqor].add_pnl(-(insurance_fee as i64), &mut books, now, secs)?;
+        self.books = books;
+        self.vault_to_insurance(insurance_fee);
+        let mut books = self.books;
+        let paid = u64_of(owed)?.min(books.insurance_balance);
+        self.accounts[liqor].add_pnl(paid as i64, &mut books, now, secs)?;
+        // At equity ≤ 0 the liquidatee owes what the fund could not pay.
+        let unpaid = if discounted { 0 } else { u64_of(owed)? - paid };
+        self.accounts[liqee].add_pnl(-(unpaid as i64), &mut books, now, secs)?;
+        self.accounts[liqor].add_pnl(unpaid as i64, &mut books, now, secs)?;
+        self.books = books;
+        self.insurance_to_vault(paid);
         if !self.health(liqor, &prices)?.meets_im() {
             return Err("LiquidatorBelowInitialMargin");
         }
@@ -1049,7 +1097,13 @@ impl State {
             unrealized += floor(b * p, ONE) - s.basis as i128;
             notional += ceil(b.abs() * p, ONE);
         }
-        let equity = acct.capital as i128 + acct.pnl as i128 + unrealized;
+        // LeverageWeighted measures leverage without capital deposited this epoch.
+        let deposited = if acct.deposited_epoch == self.epoch.epoch_id {
+            acct.deposited
+        } else {
+            0
+        };
+        let equity = acct.capital as i128 + acct.pnl as i128 + unrealized - deposited as i128;
         let positive = u64_of((acct.pnl as i128 + unrealized).max(0))?;
         let weight = if !self.epoch.leverage_weighted || positive == 0 || equity <= 0 {
             positive as u128

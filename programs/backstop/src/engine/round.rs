@@ -53,7 +53,9 @@ pub fn snapshot_price(
 /// An account's weights at the round's snapshot: its profit-basis weight under the
 /// round's policy (with its cap) and its capital-basis weight — capital plus what it
 /// withdrew during this epoch, for an account that has capital (the charge stays capped
-/// at the capital it has when charged).
+/// at the capital it has when charged). LeverageWeighted measures leverage on equity
+/// without the capital deposited during this epoch: a deposit made after the loss cannot
+/// dilute the weight (touch first covers deposits during the round itself).
 pub fn weights_at_snapshot(ex: &Exchange, acct: &MarginAccount) -> Result<(Weight, u64)> {
     let marks: Vec<PositionMark> = acct
         .positions
@@ -76,12 +78,13 @@ pub fn weights_at_snapshot(ex: &Exchange, acct: &MarginAccount) -> Result<(Weigh
         })
         .collect::<Result<_>>()?;
     let h = compute_health(acct.capital, acct.pnl, &marks)?;
+    let deposited = i128::from(acct.deposited_in(ex.epoch.epoch_id));
     let w = profit_weight(
         ex.epoch.round_policy(),
         acct.pnl,
         h.unrealized,
         h.notional,
-        h.equity,
+        h.equity.safe_sub(deposited)?,
     )?;
     let capital = if acct.capital > 0 {
         acct.capital

@@ -5,8 +5,8 @@ use crate::engine::round::touch;
 use crate::engine::{now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::Deposited;
-use crate::math::safe::cast;
-use crate::state::{Exchange, MarginAccount};
+use crate::math::safe::{cast, SafeMath};
+use crate::state::{EpochPhase, Exchange, MarginAccount};
 
 /// Moves collateral from the owner's token account into the vault as capital. Needs no
 /// oracle, so it works while prices are stale; works in every phase (a round in progress
@@ -56,6 +56,14 @@ pub fn handler(ctx: Context<Deposit>, amount: u64) -> Result<()> {
     )?;
     let before = a.margin_account.standing();
     a.margin_account.add_capital(cast(amount)?, &mut ex.books)?;
+    if ex.epoch.phase != EpochPhase::Normal {
+        // Remembered for the leverage a LeverageWeighted round measures (see
+        // `engine::round::weights_at_snapshot`).
+        let epoch = ex.epoch.epoch_id;
+        let acct = &mut a.margin_account;
+        acct.epoch_deposited = acct.deposited_in(epoch).safe_add(amount)?;
+        acct.deposited_epoch = epoch;
+    }
     track(ex, before, a.margin_account.standing())?;
     treasury.finish(&ex.books)?;
     crate::events::emit(Deposited {

@@ -17,7 +17,10 @@ use crate::state::{Exchange, MarginAccount, PerpMarket};
 /// liquidatee back to MM · (1 + buffer), and at most `max_base_qty`. The insurance share
 /// of the discount moves to the insurance fund. When the liquidatee's equity is already
 /// ≤ 0 the position moves at the oracle price and the insurance fund pays the liquidator's
-/// fee instead (as far as it can). The liquidator must meet initial margin afterwards.
+/// fee instead as far as it can; the rest of the fee is owed by the liquidatee (deepening
+/// a shortfall the waterfall covers), so underwater accounts are always worth
+/// liquidating. The discount never exceeds the liquidatee's equity: a liquidation never
+/// creates bad debt. The liquidator must meet initial margin afterwards.
 ///
 /// Remaining accounts: a (market, oracle) pair for every other market either account
 /// holds a position in.
@@ -117,15 +120,27 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
 
     let treasury = crate::treasury!(a, exchange_info, ex);
     treasury.vault_to_insurance(&mut ex.books, excess)?;
-    // Discounted: the liquidator pays the insurance share of its discount. Otherwise the
-    // insurance fund pays the liquidator's fee, as far as its balance goes.
+    // The liquidator pays the insurance share of its discount; then the insurance fund
+    // pays what the liquidator is owed beyond the discount (its whole fee when the equity
+    // was ≤ 0, the part the equity cap withheld otherwise), as far as its balance goes.
+    liqor.add_pnl(negative(terms.insurance_fee)?, &mut ex.books, clock)?;
+    treasury.vault_to_insurance(&mut ex.books, terms.insurance_fee)?;
     let insurance_paid = terms
         .insurance_paid_uncapped
         .min(ex.books.insurance_balance);
-    liqor.add_pnl(negative(terms.insurance_fee)?, &mut ex.books, clock)?;
-    treasury.vault_to_insurance(&mut ex.books, terms.insurance_fee)?;
     liqor.add_pnl(cast(insurance_paid)?, &mut ex.books, clock)?;
     treasury.insurance_to_vault(&mut ex.books, insurance_paid)?;
+    // An account already at equity ≤ 0 owes the rest of the fee itself: it deepens its
+    // shortfall, which its write-up passes to the insurance fund and then the deficit —
+    // so a liquidator is paid for every underwater account, even with the fund empty.
+    // (Never for an account with equity: the discount cap keeps it at or above zero.)
+    let unpaid = if terms.discounted {
+        0
+    } else {
+        terms.insurance_paid_uncapped.safe_sub(insurance_paid)?
+    };
+    liqee.add_pnl(negative(unpaid)?, &mut ex.books, clock)?;
+    liqor.add_pnl(cast(unpaid)?, &mut ex.books, clock)?;
 
     let liqor_after = cache.health(liqor)?;
     require!(

@@ -50,7 +50,8 @@ pub fn create(ctx: Context<CreateMarginAccount>) -> Result<()> {
         created_at: now,
         epoch_withdrawn: 0,
         withdrawn_epoch: 0,
-        reserved: [0; 16],
+        epoch_deposited: 0,
+        deposited_epoch: 0,
     });
     exchange.num_accounts = exchange
         .num_accounts

@@ -8,7 +8,7 @@ use crate::engine::{bankruptcy, now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::TradeFilled;
 use crate::math::safe::{negative, SafeMath};
-use crate::math::trade::{check_side, price_allowed, taker_fee, taker_quote};
+use crate::math::trade::{at_oracle_or_better, check_side, price_allowed, taker_fee, taker_quote};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
@@ -135,13 +135,18 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         }
         .into());
     }
-    for (side, before, base_before) in [
-        (&*taker, &taker_before, taker_base_before),
-        (&*maker, &maker_before, maker_base_before),
+    let taker_buys = base_qty > 0;
+    for (side, before, base_before, buys) in [
+        (&*taker, &taker_before, taker_base_before, taker_buys),
+        (&*maker, &maker_before, maker_base_before, !taker_buys),
     ] {
-        if let Some(refusal) =
-            check_side(before, &cache.health(side)?, base_before, side.base_in(idx))?
-        {
+        if let Some(refusal) = check_side(
+            before,
+            &cache.health(side)?,
+            base_before,
+            side.base_in(idx),
+            at_oracle_or_better(buys, price, oracle_price.price),
+        )? {
             return Err(BackstopError::from(refusal).into());
         }
     }

@@ -128,8 +128,9 @@ pub struct LiquidationTerms {
     pub base: u64,
     pub liquidatee_was_long: bool,
     /// The liquidatee's equity is positive: the liquidator takes the position at a
-    /// discount. Otherwise it moves at the oracle price and the insurance fund pays the
-    /// liquidator's fee.
+    /// discount — never more than that equity, so a liquidation never creates bad debt.
+    /// Otherwise it moves at the oracle price and the insurance fund pays the liquidator's
+    /// fee.
     pub discounted: bool,
     /// Price of the takeover (fee-shifted when discounted).
     pub price: u64,
@@ -138,8 +139,9 @@ pub struct LiquidationTerms {
     pub liquidatee_quote_delta: i64,
     /// Owed by the liquidator to the insurance fund (discounted liquidations).
     pub insurance_fee: u64,
-    /// Owed by the insurance fund to the liquidator (equity ≤ 0), before it is capped
-    /// at the fund's balance.
+    /// Owed by the insurance fund to the liquidator, before it is capped at the fund's
+    /// balance: its whole fee when the equity is ≤ 0, or the part of its fee the equity
+    /// cap withheld from the discount.
     pub insurance_paid_uncapped: u64,
 }
 
@@ -155,34 +157,77 @@ pub fn liquidation_terms(
     let discounted = health.equity > 0;
     let was_long = position_base > 0;
     let base = base_to_liquidate(health, position_base, price, params, discounted, max_base)?;
-    terms_for_base(discounted, was_long, base, price, params)
+    terms_for_base(health.equity, was_long, base, price, params)
+}
+
+/// Atoms of equity a discounted takeover leaves unspent for rounding: the closing fill's
+/// quote and the valuation of what remains each cost the liquidatee less than one atom.
+const ROUNDING_ROOM: i128 = 2;
+
+/// The takeover price for a liquidatee with `equity` > 0: the full fee discount when
+/// it fits in the equity (less [`ROUNDING_ROOM`]), otherwise the oracle price moved only
+/// as far as the equity pays for — so the liquidatee never ends below zero and the
+/// liquidation never creates the bad debt it exists to prevent.
+pub fn capped_liquidation_price(
+    equity: i128,
+    base: u64,
+    price: u64,
+    fee_bps: u16,
+    was_long: bool,
+) -> MathResult<u64> {
+    let full = liquidation_price(price, fee_bps, was_long)?;
+    let room = equity.safe_sub(ROUNDING_ROOM)?.max(0);
+    if base == 0 || discount_value(base, price, full)? <= cast::<i128, u128>(room)? {
+        return Ok(full);
+    }
+    // The largest per-atom move d with ⌈base · d / 10⁹⌉ ≤ room: d = ⌊room · 10⁹ / base⌋.
+    let d: u64 = cast(
+        cast::<i128, u128>(room)?
+            .safe_mul(crate::constants::PRICE_PRECISION as u128)?
+            .safe_div(u128::from(base))?,
+    )?;
+    if was_long {
+        price.safe_sub(d.min(price))
+    } else {
+        price.safe_add(d)
+    }
 }
 
 /// The terms of moving exactly `base` atoms of a position (long if `was_long`) at oracle
-/// price `price`, discounted or not (see [`LiquidationTerms::discounted`]).
+/// price `price` for a liquidatee whose equity is `equity`: discounted (capped at the
+/// equity) when it is positive, at the oracle otherwise (see
+/// [`LiquidationTerms::discounted`]). The liquidator's fee is the same either way — the
+/// discount net of the insurance share, topped up by the insurance fund where the
+/// discount falls short.
 pub fn terms_for_base(
-    discounted: bool,
+    equity: i128,
     was_long: bool,
     base: u64,
     price: u64,
     params: &LiquidationParams,
 ) -> MathResult<LiquidationTerms> {
+    let discounted = equity > 0;
+    let fee_bps = params.liquidation_fee_bps;
     let px = if discounted {
-        liquidation_price(price, params.liquidation_fee_bps, was_long)?
+        capped_liquidation_price(equity, base, price, fee_bps, was_long)?
     } else {
         price
     };
     let (delta, quote) = liquidatee_fill(was_long, base, px)?;
     let (insurance_fee, insurance_paid_uncapped) = if discounted {
         let discount = discount_value(base, price, px)?;
-        (insurance_share(discount, params.insurance_share_bps)?, 0)
-    } else {
-        let paid = insurance_paid_fee(
-            base,
-            price,
-            params.liquidation_fee_bps,
+        let share = insurance_share(discount, params.insurance_share_bps)?;
+        // What the liquidator would have kept of the full discount, and what it keeps of
+        // the capped one: the fund pays the difference.
+        let full = discount_value(base, price, liquidation_price(price, fee_bps, was_long)?)?;
+        let full_net = full.safe_sub(u128::from(insurance_share(
+            full,
             params.insurance_share_bps,
-        )?;
+        )?))?;
+        let net = discount.safe_sub(u128::from(share))?;
+        (share, cast(full_net.saturating_sub(net))?)
+    } else {
+        let paid = insurance_paid_fee(base, price, fee_bps, params.insurance_share_bps)?;
         (0, paid)
     };
     Ok(LiquidationTerms {
@@ -303,6 +348,38 @@ mod tests {
     }
 
     proptest! {
+        /// A liquidatee with positive equity never ends below zero, whatever its equity
+        /// relative to the fee, and the liquidator's fee (kept discount plus what the
+        /// fund owes it) is never less than the uncapped takeover would have given it.
+        #[test]
+        fn liquidation_never_creates_bad_debt(
+            size in 1i64..1_000_000_000,
+            entry_bps in 9_000u64..11_000,
+            move_bps in 0u64..2_000,
+            equity_share_bps in 1u64..10_000,
+            long in any::<bool>(),
+        ) {
+            let entry = P * entry_bps / 10_000;
+            let base = if long { size } else { -size };
+            let basis = taker_quote(base, entry).unwrap();
+            let price = if long { entry * (10_000 - move_bps) / 10_000 } else { entry * (10_000 + move_bps) / 10_000 };
+            // Capital chosen so that equity lands strictly between 0 and MM (often below
+            // the fee on the whole position, where the cap binds).
+            let probe = compute_health(0, 0, &[mark(base, basis, price)]).unwrap();
+            let target = (probe.maintenance_margin as i128 * equity_share_bps as i128 / 10_000).max(1);
+            let capital = (target - probe.equity).max(0) as u64;
+            let h = compute_health(capital, 0, &[mark(base, basis, price)]).unwrap();
+            prop_assume!(h.is_liquidatable().unwrap() && h.equity > 0);
+            let t = terms_for_base(h.equity, long, size as u64, price, &params()).unwrap();
+            let after = apply_fill(base, basis, t.liquidatee_base_delta, t.liquidatee_quote_delta).unwrap();
+            let h2 = compute_health(capital, after.realized, &[mark(after.base_qty, after.quote_basis, price)]).unwrap();
+            prop_assert!(h2.equity >= 0, "equity {} -> {}", h.equity, h2.equity);
+            let uncapped = terms_for_base(i128::MAX / 4, long, size as u64, price, &params()).unwrap();
+            let fee = |t: &LiquidationTerms| discount_value(size as u64, price, t.price).unwrap() as i128
+                - t.insurance_fee as i128 + t.insurance_paid_uncapped as i128;
+            prop_assert!(fee(&t) >= fee(&uncapped));
+        }
+
         /// A partial liquidation leaves the liquidatee at or above MM·(1+buffer) whenever it
         /// does not have to close the whole position.
         #[test]

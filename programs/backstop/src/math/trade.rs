@@ -67,22 +67,46 @@ pub enum SideRefusal {
     InitialMargin,
     /// Reduces its position below initial margin but ends less healthy (maintenance).
     HealthDecreased,
+    /// Reduces below initial margin at a price worse for it than the oracle.
+    WorseThanOracle,
+    /// Below initial margin, ends with negative equity lower than it had.
+    NegativeEquity,
 }
 
-/// The rule for each side of a trade: it must meet initial margin afterwards, or reduce
-/// its position in the traded market (`base_before` → `base_after`) and end at least as
-/// healthy, by maintenance health, as it started. `Ok(None)`: allowed.
+/// Whether a fill at `price` is at the oracle price or better for the side that buys
+/// (`buys`) or sells.
+pub fn at_oracle_or_better(buys: bool, price: u64, oracle_price: u64) -> bool {
+    if buys {
+        price <= oracle_price
+    } else {
+        price >= oracle_price
+    }
+}
+
+/// The rule for each side of a trade: it must meet initial margin afterwards, or — below
+/// initial margin — only reduce its position in the traded market (`base_before` →
+/// `base_after`), at the oracle price or better for it (`at_oracle_or_better`), never
+/// lowering its equity below zero, and end at least as healthy, by maintenance health, as
+/// it started. An underwater account therefore cannot hand value to a colluding
+/// counterparty through a band-edge "risk-reducing" trade. `Ok(None)`: allowed.
 pub fn check_side(
     before: &Health,
     after: &Health,
     base_before: i64,
     base_after: i64,
+    at_oracle_or_better: bool,
 ) -> MathResult<Option<SideRefusal>> {
     if after.meets_initial_margin()? {
         return Ok(None);
     }
     if !is_risk_reducing(base_before, base_after) {
         return Ok(Some(SideRefusal::InitialMargin));
+    }
+    if !at_oracle_or_better {
+        return Ok(Some(SideRefusal::WorseThanOracle));
+    }
+    if after.equity < 0 && after.equity < before.equity {
+        return Ok(Some(SideRefusal::NegativeEquity));
     }
     if after.maintenance_health()? < before.maintenance_health()? {
         return Ok(Some(SideRefusal::HealthDecreased));
@@ -229,16 +253,22 @@ mod tests {
             eq0 in -1_000_000i128..1_000_000, eq1 in -1_000_000i128..1_000_000,
             haircut in 0i128..1_000, im in 0u128..500_000, mm in 0u128..500_000,
             mm1 in 0u128..500_000, b0 in -1_000i64..1_000, b1 in -1_000i64..1_000,
+            fair in any::<bool>(),
         ) {
             let before = health(eq0, eq0 - haircut, im, mm);
             let after = health(eq1, eq1 - haircut, im, mm1);
-            let r = check_side(&before, &after, b0, b1).unwrap();
+            let r = check_side(&before, &after, b0, b1, fair).unwrap();
             let meets = eq1 - haircut >= im as i128;
             let reducing = is_risk_reducing(b0, b1);
             let healthier = eq1 - mm1 as i128 >= eq0 - mm as i128;
-            prop_assert_eq!(r.is_none(), meets || (reducing && healthier));
+            let solvent = eq1 >= 0 || eq1 >= eq0;
+            prop_assert_eq!(r.is_none(), meets || (reducing && fair && solvent && healthier));
             if !meets && !reducing {
                 prop_assert_eq!(r, Some(SideRefusal::InitialMargin));
+            }
+            // Below initial margin an allowed trade never lowers equity below zero.
+            if r.is_none() && !meets {
+                prop_assert!(eq1 >= 0 || eq1 >= eq0);
             }
         }
 

@@ -98,10 +98,23 @@ pub struct MarginAccount {
     /// an account's charge to a fraction of its share (tests/tests/economic.rs).
     pub epoch_withdrawn: u64,
     pub withdrawn_epoch: u64,
-    pub reserved: [u8; 16],
+    /// Capital this account deposited during bad-debt epoch `deposited_epoch`: left out
+    /// of the equity a LeverageWeighted round measures leverage on, so a deposit made
+    /// after the loss cannot dilute the account's weight.
+    pub epoch_deposited: u64,
+    pub deposited_epoch: u64,
 }
 
 impl MarginAccount {
+    /// Capital deposited during the open epoch `epoch_id` (0 for any other epoch).
+    pub fn deposited_in(&self, epoch_id: u64) -> u64 {
+        if self.deposited_epoch == epoch_id {
+            self.epoch_deposited
+        } else {
+            0
+        }
+    }
+
     /// Capital withdrawn during the open epoch `epoch_id` (0 for any other epoch).
     pub fn withdrawn_in(&self, epoch_id: u64) -> u64 {
         if self.withdrawn_epoch == epoch_id {
