@@ -45,8 +45,11 @@ pub struct LocalnetConfig {
 
 pub struct Localnet {
     pub validator: TestValidator,
-    /// The genesis mint: holds the cluster's lamports (there is no faucet).
+    /// The genesis mint: holds the cluster's lamports and signs the faucet's airdrops.
     pub faucet: Keypair,
+    /// The faucet `requestAirdrop` and `solana airdrop` use (the validator's RPC forwards
+    /// airdrop requests to it).
+    pub faucet_addr: std::net::SocketAddr,
     pub admin: Keypair,
     pub mint: Pubkey,
     pub mint_authority: Keypair,
@@ -119,6 +122,7 @@ impl Localnet {
         let doc = serde_json::json!({
             "rpc_url": self.rpc_url(),
             "ws_url": self.ws_url(),
+            "faucet": self.faucet_addr.to_string(),
             "program_id": backstop::ID.to_string(),
             "program": self.program,
             "exchange": self.report.exchange.to_string(),
@@ -182,10 +186,22 @@ pub fn start_with(
             .with_context(|| format!("resetting ledger {}", cfg.ledger.display()))?;
     }
     let faucet = Keypair::new();
+    // A faucet on a free port, signing with the genesis mint, as `solana-test-validator`
+    // runs one: `requestAirdrop` and `solana airdrop` work against this localnet.
+    let faucet_addr =
+        solana_faucet::faucet::run_local_faucet_for_tests(faucet.insecure_clone(), None, 0);
     let mut genesis = TestValidatorGenesis::default();
     genesis
         .ledger_path(&cfg.ledger)
         .rpc_port(cfg.rpc_port)
+        .rpc_config(solana_rpc::rpc::JsonRpcConfig {
+            // getTransaction / getSignaturesForAddress: clients read landed transactions'
+            // logs, events and errors, as on a cluster.
+            enable_rpc_transaction_history: true,
+            enable_extended_tx_metadata_storage: true,
+            faucet_addr: Some(faucet_addr),
+            ..solana_rpc::rpc::JsonRpcConfig::default_for_test()
+        })
         .add_accounts(genesis_accounts);
     // Room for seeded accounts (the default 10 MB genesis limit holds ~25k margin accounts).
     genesis.max_genesis_archive_unpacked_size = Some(1 << 30);
@@ -274,6 +290,7 @@ pub fn start_with(
     let mut net = Localnet {
         validator,
         faucet,
+        faucet_addr,
         admin,
         mint: mint.pubkey(),
         mint_authority,

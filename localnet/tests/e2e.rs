@@ -42,6 +42,7 @@ fn localnet_end_to_end() {
     let net = start(&cfg).expect("localnet");
     program_errors_come_back_decoded_and_change_nothing(&net);
     deposit_trade_price_move_settle_withdraw_over_json_rpc(&net, &cfg);
+    airdrops_and_transaction_history_work(&net);
     drop(net);
     let _ = std::fs::remove_dir_all(&cfg.ledger);
 }
@@ -244,4 +245,56 @@ fn program_errors_come_back_decoded_and_change_nothing(net: &Localnet) {
         token_balance(&rpc, &net.wallet_tokens[0]).unwrap(),
         10_000 * USDC
     );
+}
+
+/// What a client expects of a localnet: `requestAirdrop` through the faucet, and landed
+/// transactions readable with `getTransaction` (logs included).
+fn airdrops_and_transaction_history_work(net: &Localnet) {
+    use solana_rpc_client_api::request::RpcRequest;
+    let rpc = net.rpc();
+    let who = solana_sdk::signature::Keypair::new();
+    let sig = rpc
+        .request_airdrop(&who.pubkey(), 2 * SOL as u64)
+        .expect("requestAirdrop");
+    let t = std::time::Instant::now();
+    while !rpc.confirm_transaction(&sig).unwrap_or(false) {
+        assert!(t.elapsed().as_secs() < 30, "the airdrop did not confirm");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(rpc.get_balance(&who.pubkey()).unwrap(), 2 * SOL as u64);
+    // A Backstop transaction read back from history, with the program's logs.
+    let ex = net.report.exchange;
+    let sig = send(
+        &rpc,
+        &who,
+        &[],
+        &[ix::create_margin_account(&who.pubkey(), &ex)],
+    )
+    .expect("create");
+    // History is written as the transaction status service catches up: poll briefly.
+    let t = std::time::Instant::now();
+    let tx = loop {
+        let tx: serde_json::Value = rpc
+            .send(
+                RpcRequest::GetTransaction,
+                serde_json::json!([sig.to_string(), {"encoding": "json", "commitment": "confirmed", "maxSupportedTransactionVersion": 0}]),
+            )
+            .expect("getTransaction");
+        if !tx.is_null() || t.elapsed().as_secs() > 20 {
+            break tx;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let logs: Vec<&str> = tx["meta"]["logMessages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no logMessages in {tx}"))
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert!(
+        logs.iter()
+            .any(|l| l.starts_with(&format!("Program {} invoke", backstop::ID))),
+        "{logs:?}"
+    );
+    assert!(tx["meta"]["err"].is_null(), "{tx}");
 }
