@@ -13,7 +13,7 @@ use anchor_spl::token::spl_token;
 use anyhow::{anyhow, bail, Context, Result};
 use backstop::state::MarginAccount;
 use backstop_client::rpc::{self, ExchangeSnapshot, SendError};
-use backstop_client::view::{parse_price, parse_scaled};
+use backstop_client::view::{self, parse_price, parse_scaled};
 use backstop_client::{decode, ix, pda};
 use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -145,8 +145,9 @@ struct TradeArgs {
     #[arg(long)]
     size: String,
     /// Price in collateral units per base unit, e.g. 150.25 (must be within the market's
-    /// band around the oracle price).
-    #[arg(long)]
+    /// band around the oracle price), or `oracle`: the oracle's current price — the only
+    /// price that fills while a bad-debt deficit is open.
+    #[arg(long, default_value = "oracle")]
     price: String,
     /// The maker's keypair file: signs now.
     #[arg(long, conflicts_with_all = ["maker", "sign_only"])]
@@ -523,7 +524,25 @@ fn trade_ix(
         bail!("size must be positive");
     }
     let size = i64::try_from(size).map_err(|_| anyhow!("size {} is too large", t.size))?;
-    let price = parse_price(&t.price, qd, bd).map_err(|e| anyhow!("price {e}"))?;
+    let price = if t.price.eq_ignore_ascii_case("oracle") {
+        m.price(qd, snap.now)
+            .map_err(|e| anyhow!("no usable oracle price for {}: {e}", t.market))?
+            .price
+    } else {
+        let price = parse_price(&t.price, qd, bd).map_err(|e| anyhow!("price {e}"))?;
+        if snap.exchange.books.deficit > 0 {
+            if let Ok(o) = m.price(qd, snap.now) {
+                if o.price != price {
+                    bail!(
+                        "a bad-debt deficit is open: trades fill only at the oracle price \
+                         ({}); pass --price oracle",
+                        view::format_price(o.price, qd, bd, 6)
+                    );
+                }
+            }
+        }
+        price
+    };
     let ta = ctx.require_margin_account(taker)?;
     let ma = ctx.require_margin_account(maker)?;
     let mut pairs = snap.pairs_for(&ta);
@@ -546,7 +565,8 @@ fn trade_ix(
     );
     let summary = json!({
         "market": m.name(), "side": if base_qty > 0 {"buy"} else {"sell"},
-        "size": t.size, "base_qty": base_qty, "price": t.price, "price_fixed": price,
+        "size": t.size, "base_qty": base_qty,
+        "price": view::format_price(price, qd, bd, 4), "price_fixed": price,
         "taker": taker.to_string(), "maker": maker.to_string(),
     });
     Ok((ix, summary))
@@ -587,7 +607,7 @@ fn trade(ctx: &Ctx, t: TradeArgs) -> Result<Value> {
         },
         t.size,
         t.market,
-        t.price,
+        summary["price"].as_str().unwrap_or(&t.price),
         taker.pubkey(),
         maker.pubkey()
     ));

@@ -150,7 +150,8 @@ fn happy_paths(cli: &Cli) {
             9_000 * USDC
         );
     }
-    // Wallet 0 buys 2 SOL from wallet 1 at $150, both keypairs at hand.
+    // Wallet 0 buys 2 SOL from wallet 1 at the oracle price ($150, the default), both
+    // keypairs at hand.
     let r = cli.ok(
         0,
         &[
@@ -161,14 +162,12 @@ fn happy_paths(cli: &Cli) {
             "buy",
             "--size",
             "2",
-            "--price",
-            "150",
             "--maker-keypair",
             &cli.keypair(1),
         ],
     );
     assert!(
-        r.stdout.contains("Traded: bought 2 SOL-PERP at 150"),
+        r.stdout.contains("Traded: bought 2 SOL-PERP at 150.0000"),
         "{}",
         r.stdout
     );
