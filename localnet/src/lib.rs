@@ -310,8 +310,9 @@ pub fn start_with(
 }
 
 /// Sends `n` independent transactions at once (`build(i, blockhash)` signs the i-th) and
-/// waits until every one is confirmed; those that did not land within a minute are signed
-/// again with a fresh blockhash (twice at most). Fails on the first transaction error.
+/// waits until every one is confirmed; those that did not land within a minute — checked
+/// again, in the transaction history, before anything is re-sent — are signed again with a
+/// fresh blockhash (twice at most). Fails on the first transaction error.
 /// Sent in waves of 64.
 /// For bulk set-up (benchmarks), where one confirmation round trip per transaction would
 /// dominate.
@@ -337,11 +338,21 @@ fn land_wave(
 ) -> Result<()> {
     use solana_rpc_client_api::config::RpcSendTransactionConfig;
     let n = range.len();
-    let mut pending: Vec<usize> = range.collect();
+    // Every signature sent for each transaction: a wave that landed but was not seen
+    // confirmed in time is found again here instead of being sent a second time (which
+    // failed account creation with "already in use").
+    let mut sent: Vec<(usize, Vec<solana_sdk::signature::Signature>)> =
+        range.map(|i| (i, vec![])).collect();
     for _attempt in 0..3 {
+        // Re-check what the earlier attempts landed, in the transaction history too.
+        let mut resend = vec![];
+        for (i, sigs) in &sent {
+            if sigs.is_empty() || landed(rpc, sigs)?.is_none() {
+                resend.push(*i);
+            }
+        }
         let blockhash = rpc.get_latest_blockhash()?;
-        let mut left = vec![];
-        for &i in &pending {
+        for i in resend {
             let tx = build(i, blockhash);
             let sig = tx.signatures[0];
             rpc.send_transaction_with_config(
@@ -352,33 +363,30 @@ fn land_wave(
                 },
             )
             .with_context(|| format!("sending transaction {i}"))?;
-            left.push((i, sig));
+            if let Some(entry) = sent.iter_mut().find(|(j, _)| *j == i) {
+                entry.1.push(sig);
+            }
         }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while !left.is_empty() && std::time::Instant::now() < deadline {
+        while !sent.is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(200));
             let mut still = vec![];
-            for chunk in left.chunks(256) {
-                let sigs: Vec<_> = chunk.iter().map(|(_, s)| *s).collect();
-                let statuses = rpc.get_signature_statuses(&sigs)?.value;
-                for (&(i, sig), st) in chunk.iter().zip(statuses) {
-                    match st {
-                        Some(st) if st.satisfies_commitment(CommitmentConfig::confirmed()) => {
-                            if let Some(err) = st.err {
-                                anyhow::bail!("transaction {i} ({sig}) failed: {err}");
-                            }
-                        }
-                        _ => still.push((i, sig)),
+            for (i, sigs) in std::mem::take(&mut sent) {
+                match landed(rpc, &sigs)? {
+                    Some((true, Some(err))) => {
+                        anyhow::bail!("transaction {i} ({}) failed: {err}", sigs[0]);
                     }
+                    Some((true, None)) => {}
+                    _ => still.push((i, sigs)),
                 }
             }
-            left = still;
+            sent = still;
         }
-        pending = left.into_iter().map(|(i, _)| i).collect();
-        if pending.is_empty() {
+        if sent.is_empty() {
             return Ok(());
         }
     }
+    let pending: Vec<usize> = sent.iter().map(|(i, _)| *i).collect();
     // Say why, when a simulation can tell.
     let why = rpc
         .simulate_transaction(&build(pending[0], rpc.get_latest_blockhash()?))
@@ -448,4 +456,23 @@ pub fn check_conservation(rpc: &RpcClient, exchange: &Pubkey) -> Result<()> {
         ex.books.insurance_balance
     );
     Ok(())
+}
+
+/// Whether the cluster has seen any of `sigs` (attempts at one transaction), searching the
+/// transaction history: `None` when none, else whether one is confirmed and its error.
+fn landed(
+    rpc: &RpcClient,
+    sigs: &[solana_sdk::signature::Signature],
+) -> Result<Option<(bool, Option<String>)>> {
+    let statuses = rpc.get_signature_statuses_with_history(sigs)?.value;
+    Ok(statuses
+        .into_iter()
+        .flatten()
+        .map(|st| {
+            (
+                st.satisfies_commitment(CommitmentConfig::confirmed()),
+                st.err.map(|e| e.to_string()),
+            )
+        })
+        .max_by_key(|(confirmed, _)| *confirmed))
 }
