@@ -25,7 +25,9 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 pub struct Clawback<'info> {
     #[account(
         mut,
-        constraint = exchange.epoch.phase == EpochPhase::Applying @ BackstopError::WrongEpochPhase
+        constraint = exchange.epoch.phase == EpochPhase::Applying @ BackstopError::WrongEpochPhase,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
     )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]

@@ -15,7 +15,11 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 pub struct Deposit<'info> {
     pub owner: Signer<'info>,
     /// No pause stops deposits (they can only make an account safer).
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,

@@ -16,7 +16,11 @@ use crate::state::{EpochPhase, Exchange, QueuedWithdrawal};
 #[derive(Accounts)]
 pub struct ContributeInsurance<'info> {
     pub contributor: Signer<'info>,
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,
@@ -60,7 +64,11 @@ pub fn contribute(ctx: Context<ContributeInsurance>, amount: u64) -> Result<()> 
 #[derive(Accounts)]
 pub struct WithdrawInsurance<'info> {
     pub admin: Signer<'info>,
-    #[account(mut, has_one = admin @ BackstopError::NotAdmin)]
+    #[account(
+        mut, has_one = admin @ BackstopError::NotAdmin,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,
@@ -103,7 +111,11 @@ pub fn withdraw(ctx: Context<WithdrawInsurance>, amount: u64) -> Result<()> {
 /// Permissionless: pays out the queued insurance withdrawal once due.
 #[derive(Accounts)]
 pub struct ApplyInsuranceWithdrawal<'info> {
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,
@@ -171,7 +183,9 @@ pub struct CoverDeficit<'info> {
     #[account(
         mut,
         constraint = exchange.books.deficit > 0 @ BackstopError::NoDeficit,
-        constraint = exchange.epoch.phase != EpochPhase::Applying @ BackstopError::CoverDuringApplying
+        constraint = exchange.epoch.phase != EpochPhase::Applying @ BackstopError::CoverDuringApplying,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
     )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]
@@ -219,7 +233,11 @@ pub fn cover_deficit(ctx: Context<CoverDeficit>, amount: u64) -> Result<()> {
 /// fund, so a donation can never leave the token balances out of step with the books.
 #[derive(Accounts)]
 pub struct SweepSurplus<'info> {
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(mut, address = exchange.vault @ BackstopError::WrongVault)]
     pub vault: Box<Account<'info, TokenAccount>>,

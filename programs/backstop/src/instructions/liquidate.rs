@@ -28,7 +28,11 @@ use crate::state::{Exchange, MarginAccount, PerpMarket};
 pub struct Liquidate<'info> {
     pub liquidator: Signer<'info>,
     /// No pause stops liquidations.
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,

@@ -14,7 +14,11 @@ use crate::state::{Exchange, MarginAccount};
 /// any other way (a profit-basis clawback charge).
 #[derive(Accounts)]
 pub struct ResolveBankruptcy<'info> {
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,

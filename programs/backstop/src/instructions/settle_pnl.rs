@@ -18,7 +18,11 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 #[derive(Accounts)]
 pub struct SettlePnl<'info> {
     pub owner: Signer<'info>,
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,

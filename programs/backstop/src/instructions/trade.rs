@@ -26,7 +26,11 @@ use crate::state::{Exchange, MarginAccount, PerpMarket};
 pub struct Trade<'info> {
     pub taker: Signer<'info>,
     pub maker: Signer<'info>,
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,

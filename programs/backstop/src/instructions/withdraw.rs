@@ -22,7 +22,11 @@ use crate::state::{EpochPhase, Exchange, MarginAccount};
 pub struct Withdraw<'info> {
     pub owner: Signer<'info>,
     /// No pause stops withdrawals of free capital.
-    #[account(mut)]
+    #[account(
+        mut,
+        has_one = vault @ BackstopError::WrongVault,
+        has_one = insurance_vault @ BackstopError::WrongInsuranceVault,
+    )]
     pub exchange: Box<Account<'info, Exchange>>,
     #[account(
         mut,
