@@ -313,36 +313,51 @@ fn attack_5_an_unresolved_bankruptcy_freezes_conversions() {
     assert!(ex.account(&x).capital > 5_000 * USDC);
 }
 
+/// When attack 6's large deposit lands.
+#[derive(Clone, Copy)]
+enum Deposit {
+    None,
+    BeforeTheRound,
+    BeforeOwnTally,
+}
+
+/// A LeverageWeighted epoch: W (10,000, with 190,000 more in its wallet) short 100 from
+/// L at $100; at $85 K liquidates L. W may deposit its 190,000 at `when`. Returns W's
+/// recorded weight and its charge.
+fn leverage_weighted_round(when: Deposit) -> (u128, u64) {
+    let params = ExchangeParams {
+        clawback_policy: ClawbackPolicy::LeverageWeighted,
+        ..default_exchange_params()
+    };
+    let mut ex = TestExchange::with_params(params, &[default_market_params()], &[100.0]);
+    let l = ex.funded_user(1_100 * USDC);
+    let w = ex.user(200_000 * USDC);
+    ex.deposit(&w, 10_000 * USDC).unwrap();
+    let k = ex.funded_user(100_000 * USDC);
+    ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
+    ex.set_price(0, 85.0);
+    ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
+    if let Deposit::BeforeTheRound = when {
+        ex.deposit(&w, 190_000 * USDC).unwrap();
+    }
+    ex.begin_clawback().unwrap();
+    if let Deposit::BeforeOwnTally = when {
+        ex.deposit(&w, 190_000 * USDC).unwrap();
+    }
+    ex.run_round_from_tallying(20);
+    let c = ex.account(&w).clawback;
+    (c.last_weight, c.lifetime_total)
+}
+
 /// Attack 6 (before: a large deposit during `Tallying`, before one's own tally, cut a
 /// LeverageWeighted weight: 183.51 paid instead of 250). The deposit tallies the account
 /// first, as it stood at the snapshot.
 #[test]
 fn attack_6_a_deposit_before_ones_tally_does_not_cut_the_weight() {
-    let params = ExchangeParams {
-        clawback_policy: ClawbackPolicy::LeverageWeighted,
-        ..default_exchange_params()
-    };
-    let run = |attack: bool| {
-        let mut ex = TestExchange::with_params(params, &[default_market_params()], &[100.0]);
-        let l = ex.funded_user(1_100 * USDC);
-        let w = ex.user(200_000 * USDC);
-        ex.deposit(&w, 10_000 * USDC).unwrap();
-        let k = ex.funded_user(100_000 * USDC);
-        ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
-        ex.set_price(0, 85.0);
-        ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-        ex.begin_clawback().unwrap();
-        if attack {
-            ex.deposit(&w, 190_000 * USDC).unwrap();
-        }
-        ex.run_round_from_tallying(20);
-        let c = ex.account(&w).clawback;
-        (c.last_weight, c.lifetime_total)
-    };
-    let honest = run(false);
+    let honest = leverage_weighted_round(Deposit::None);
     // p + p · notional / equity = 1,500 + 1,500 · 8,500 / 11,500 (rounded down).
     assert_eq!(honest.0, 1_500 * U + 1_500 * U * 8_500 * U / (11_500 * U));
-    assert_eq!(run(true), honest);
+    assert_eq!(leverage_weighted_round(Deposit::BeforeOwnTally), honest);
 }
 
 /// Attack 6 before the round (found by review): a large deposit in `BadDebt`, before
@@ -350,27 +365,10 @@ fn attack_6_a_deposit_before_ones_tally_does_not_cut_the_weight() {
 /// deposited during the epoch is left out of the equity leverage is measured on.
 #[test]
 fn attack_6_a_deposit_before_the_round_does_not_cut_the_weight() {
-    let params = ExchangeParams {
-        clawback_policy: ClawbackPolicy::LeverageWeighted,
-        ..default_exchange_params()
-    };
-    let run = |attack: bool| {
-        let mut ex = TestExchange::with_params(params, &[default_market_params()], &[100.0]);
-        let l = ex.funded_user(1_100 * USDC);
-        let w = ex.user(200_000 * USDC);
-        ex.deposit(&w, 10_000 * USDC).unwrap();
-        let k = ex.funded_user(100_000 * USDC);
-        ex.trade(&l, &w, 0, 100 * BASE, 100.0).unwrap();
-        ex.set_price(0, 85.0);
-        ex.liquidate(&k, &l.margin, 0, u64::MAX).unwrap();
-        if attack {
-            ex.deposit(&w, 190_000 * USDC).unwrap();
-        }
-        ex.run_round(20);
-        let c = ex.account(&w).clawback;
-        (c.last_weight, c.lifetime_total)
-    };
-    assert_eq!(run(true), run(false));
+    assert_eq!(
+        leverage_weighted_round(Deposit::BeforeTheRound),
+        leverage_weighted_round(Deposit::None)
+    );
 }
 
 /// Accounts that cannot carry profit weight (no position, no positive pnl) do not

@@ -874,7 +874,6 @@ impl State {
                 p + d
             }
         };
-        let _ = fee_bps;
         let delta = if long { -(size as i64) } else { size as i64 };
         let quote = i64_of(ceil(delta as i128 * px, ONE))?;
         let (now, secs) = (self.now, self.params.warmup_secs);

@@ -347,6 +347,31 @@ mod tests {
         assert_eq!(insurance_share(1, 1).unwrap(), 1);
     }
 
+    /// A one-position account entered at `entry_bps` of P and moved `move_bps` against it,
+    /// with capital chosen so that its equity lands at `equity_share_bps` of its MM:
+    /// (base, basis, price, capital, health).
+    fn below_maintenance(
+        size: i64,
+        entry_bps: u64,
+        move_bps: u64,
+        equity_share_bps: u64,
+        long: bool,
+    ) -> (i64, i64, u64, u64, Health) {
+        let entry = P * entry_bps / 10_000;
+        let base = if long { size } else { -size };
+        let basis = taker_quote(base, entry).unwrap();
+        let price = if long {
+            entry * (10_000 - move_bps) / 10_000
+        } else {
+            entry * (10_000 + move_bps) / 10_000
+        };
+        let probe = compute_health(0, 0, &[mark(base, basis, price)]).unwrap();
+        let target = (probe.maintenance_margin as i128 * equity_share_bps as i128 / 10_000).max(1);
+        let capital = (target - probe.equity).max(0) as u64;
+        let h = compute_health(capital, 0, &[mark(base, basis, price)]).unwrap();
+        (base, basis, price, capital, h)
+    }
+
     proptest! {
         /// A liquidatee with positive equity never ends below zero, whatever its equity
         /// relative to the fee, and the liquidator's fee (kept discount plus what the
@@ -359,16 +384,10 @@ mod tests {
             equity_share_bps in 1u64..10_000,
             long in any::<bool>(),
         ) {
-            let entry = P * entry_bps / 10_000;
-            let base = if long { size } else { -size };
-            let basis = taker_quote(base, entry).unwrap();
-            let price = if long { entry * (10_000 - move_bps) / 10_000 } else { entry * (10_000 + move_bps) / 10_000 };
-            // Capital chosen so that equity lands strictly between 0 and MM (often below
-            // the fee on the whole position, where the cap binds).
-            let probe = compute_health(0, 0, &[mark(base, basis, price)]).unwrap();
-            let target = (probe.maintenance_margin as i128 * equity_share_bps as i128 / 10_000).max(1);
-            let capital = (target - probe.equity).max(0) as u64;
-            let h = compute_health(capital, 0, &[mark(base, basis, price)]).unwrap();
+            // Equity strictly between 0 and MM (often below the fee on the whole
+            // position, where the cap binds).
+            let (base, basis, price, capital, h) =
+                below_maintenance(size, entry_bps, move_bps, equity_share_bps, long);
             prop_assume!(h.is_liquidatable().unwrap() && h.equity > 0);
             let t = terms_for_base(h.equity, long, size as u64, price, &params()).unwrap();
             let after = apply_fill(base, basis, t.liquidatee_base_delta, t.liquidatee_quote_delta).unwrap();
@@ -390,15 +409,9 @@ mod tests {
             equity_share_bps in 1u64..10_000,
             long in any::<bool>(),
         ) {
-            let entry = P * entry_bps / 10_000;
-            let base = if long { size } else { -size };
-            let basis = taker_quote(base, entry).unwrap();
-            let price = if long { entry * (10_000 - move_bps) / 10_000 } else { entry * (10_000 + move_bps) / 10_000 };
-            // Capital chosen so that equity lands strictly between 0 and MM.
-            let probe = compute_health(0, 0, &[mark(base, basis, price)]).unwrap();
-            let target_equity = (probe.maintenance_margin as i128 * equity_share_bps as i128 / 10_000).max(1);
-            let capital = (target_equity - probe.equity).max(0) as u64;
-            let h = compute_health(capital, 0, &[mark(base, basis, price)]).unwrap();
+            // Equity strictly between 0 and MM.
+            let (base, basis, price, capital, h) =
+                below_maintenance(size, entry_bps, move_bps, equity_share_bps, long);
             prop_assume!(h.is_liquidatable().unwrap() && h.equity > 0);
             let q = base_to_liquidate(&h, base, price, &params(), true, u64::MAX).unwrap();
             prop_assert!(q > 0);
