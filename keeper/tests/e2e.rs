@@ -536,6 +536,8 @@ fn trading_goes_on_during_the_round(net: &Localnet) {
     );
     let ex = crash::exchange(&rpc, &c).unwrap();
     assert_eq!(ex.epoch.phase, EpochPhase::Normal);
+    // I1 and I3 against the vaults' token balances, over a getProgramAccounts scan.
+    backstop_localnet::check_conservation(&rpc, &c.exchange).unwrap();
     for (name, charge) in [("winner-1", 211_224_490), ("winner-2", 140_816_327)] {
         let a = crash::account(&rpc, &c, name).unwrap();
         assert_eq!(a.clawback.lifetime_total, charge, "{name}");
