@@ -179,7 +179,6 @@ pub fn start_with(
     admin: Keypair,
     genesis_accounts: Vec<(Pubkey, AccountSharedData)>,
 ) -> Result<Localnet> {
-    backstop_native::install_syscall_stubs();
     let deploy_config = Config::load(&cfg.deploy_config)?;
     if cfg.ledger.exists() {
         std::fs::remove_dir_all(&cfg.ledger)
@@ -242,12 +241,7 @@ pub fn start_with(
                     bank.add_builtin(
                         backstop::ID,
                         "backstop",
-                        ProgramCacheEntry::new_builtin(
-                            0,
-                            0,
-                            backstop_native::processor!(backstop_native::entrypoint)
-                                .expect("builtin"),
-                        ),
+                        ProgramCacheEntry::new_builtin(0, 0, backstop_native::builtin()),
                     );
                     quiet_since = std::time::Instant::now();
                 }

@@ -197,12 +197,8 @@ impl TestExchange {
 
     /// An exchange with `params` and one market per entry of `markets` at `prices`.
     pub fn with_params(params: ExchangeParams, markets: &[MarketParams], prices: &[f64]) -> Self {
-        backstop_native::install_syscall_stubs();
         let mut svm = LiteSVM::new();
-        svm.add_builtin(
-            backstop::ID,
-            backstop_native::processor!(backstop_native::entrypoint).expect("builtin"),
-        );
+        svm.add_builtin(backstop::ID, backstop_native::builtin());
         let mut clock: Clock = svm.get_sysvar();
         clock.unix_timestamp = START_TIME;
         clock.slot = 1_000;

@@ -18,6 +18,8 @@ pub mod error;
 pub mod events;
 pub mod instructions;
 pub mod math;
+#[cfg(not(target_os = "solana"))]
+pub mod native;
 pub mod oracle;
 pub mod state;
 
@@ -26,6 +28,28 @@ use instructions::*;
 use state::{ExchangeParams, MarketParams};
 
 declare_id!("BytU8UN8u1ELe8Lp3Uko37BLw9wfPg5FGz1dGhU2Uv4n");
+
+/// The entry native hosts call (LiteSVM, the localnet validator's builtin; see
+/// `backstop-native`): Anchor's `entry`, plus the `Instruction: <Name>` and
+/// `AnchorError …` log lines that `msg!` writes on SBF but prints to stdout off it
+/// ([`native`]). Build the native program with the `no-log-ix-name` feature so the name
+/// is not also printed.
+#[cfg(not(target_os = "solana"))]
+pub fn native_entry<'info>(
+    program_id: &'info Pubkey,
+    accounts: &'info [AccountInfo<'info>],
+    data: &'info [u8],
+) -> anchor_lang::solana_program::entrypoint::ProgramResult {
+    if *program_id == ID {
+        if let Some(name) = native::instruction_name(data) {
+            events::log(&format!("Instruction: {name}"));
+        }
+    }
+    try_entry(program_id, accounts, data).map_err(|e| {
+        native::log_error(&e);
+        e.into()
+    })
+}
 
 #[program]
 pub mod backstop {
