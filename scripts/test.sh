@@ -10,6 +10,9 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== IDL drift: idl/backstop.json must be what the program builds"
 cargo run --quiet -p backstop-idl -- --check
+echo "== TypeScript client (tests/ts): npm ci, tsc --noEmit"
+npm ci --prefix tests/ts --no-audit --no-fund
+(cd tests/ts && npx tsc --noEmit)
 echo "== cargo test --workspace"
 log="$(mktemp)"
 cargo test --workspace 2>&1 | tee "$log"
