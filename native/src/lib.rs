@@ -30,7 +30,6 @@
 //! writes neither `Program data:` nor `Program return:`.)
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Once;
 
@@ -41,9 +40,9 @@ use solana_epoch_schedule::EpochSchedule;
 use solana_instruction::error::{InstructionError, UNSUPPORTED_SYSVAR};
 use solana_instruction::Instruction;
 use solana_last_restart_slot::LastRestartSlot;
-use solana_program_error::{ProgramError, ProgramResult};
+use solana_program_error::ProgramResult;
 use solana_program_runtime::invoke_context::{BuiltinFunctionRegisterer, InvokeContext};
-use solana_program_runtime::serialization::serialize_parameters;
+use solana_program_runtime::serialization::{deserialize_parameters, serialize_parameters};
 use solana_program_runtime::stable_log;
 use solana_program_runtime::sysvar_cache::SysvarCache;
 use solana_rent::Rent;
@@ -80,6 +79,15 @@ fn context<'a>() -> &'a mut InvokeContext<'static, 'static> {
     unsafe { &mut *std::ptr::with_exposed_provenance_mut(addr) }
 }
 
+/// Unwinds out of the program with `InstructionError`: what an SBF syscall does when it
+/// fails (the VM stops; the program gets no chance to handle it). Caught in
+/// [`invoke_builtin`]; `resume_unwind` runs no panic hook, so nothing is printed.
+struct Abort(InstructionError);
+
+fn abort(error: InstructionError) -> ! {
+    std::panic::resume_unwind(Box::new(Abort(error)))
+}
+
 /// Restores the previous context address when an invocation ends, however it ends.
 struct ContextGuard(usize);
 
@@ -107,14 +115,12 @@ fn invoke_builtin(invoke_context: &mut InvokeContext) -> Result<u64, Box<dyn std
     let transaction_context = &invoke_context.transaction_context;
     let instruction_context = transaction_context.get_current_instruction_context()?;
     let program_id = *instruction_context.get_program_key()?;
-    let indices: HashSet<_> =
-        (0..instruction_context.get_number_of_instruction_accounts()).collect();
     let direct_pointers = invoke_context
         .get_feature_set()
         .direct_account_pointers_in_program_input;
     // The SBF ABI: serialize the accounts as the loader would, and hand the program the
     // AccountInfos the SBF entrypoint would deserialize.
-    let (mut parameters, _regions, _lengths, _data_offset) =
+    let (mut parameters, _regions, accounts_metadata, _data_offset) =
         serialize_parameters(&instruction_context, false, false, direct_pointers)?;
     // SAFETY: `parameters` is the loader's serialization of this instruction, the exact
     // input `deserialize` parses; it outlives every AccountInfo built from it (both live
@@ -127,7 +133,12 @@ fn invoke_builtin(invoke_context: &mut InvokeContext) -> Result<u64, Box<dyn std
     })) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(program_error)) => Err(InstructionError::from(u64::from(program_error))),
-        Err(_panic) => Err(InstructionError::ProgramFailedToComplete),
+        // A syscall that aborts the program on SBF (a failed CPI, bad seeds, the compute
+        // budget) unwinds to here with its error: the program never sees it.
+        Err(payload) => Err(match payload.downcast::<Abort>() {
+            Ok(abort) => abort.0,
+            Err(_panic) => InstructionError::ProgramFailedToComplete,
+        }),
     };
 
     // What the SBF loader writes once the program returns, success or not (vm.rs).
@@ -146,30 +157,21 @@ fn invoke_builtin(invoke_context: &mut InvokeContext) -> Result<u64, Box<dyn std
     }
     result?;
 
-    // Write what the program changed back into the host's accounts. Re-fetch the
-    // instruction context: a CPI pushed and popped frames since the first fetch.
-    let by_key: HashMap<_, _> = account_infos.iter().map(|a| (*a.key, a)).collect();
+    // Write what the program changed back into the host's accounts exactly as the SBF
+    // loader does after a program returns: from the serialized input the AccountInfos
+    // point into, refusing what SBF refuses (a read-only account modified, a realloc past
+    // the limit, …). Re-fetch the instruction context: a CPI pushed and popped frames.
+    drop(account_infos);
     let instruction_context = invoke_context
         .transaction_context
         .get_current_instruction_context()?;
-    for i in indices {
-        let mut account = instruction_context.try_borrow_instruction_account(i)?;
-        let Some(info) = by_key.get(&to_v3(*account.get_key())) else {
-            continue;
-        };
-        if !account.is_writable() {
-            continue;
-        }
-        if account.get_lamports() != info.lamports() {
-            account.set_lamports(info.lamports())?;
-        }
-        if account.can_data_be_resized(info.data_len()).is_ok() {
-            account.set_data_from_slice(&info.data.borrow())?;
-        }
-        if account.get_owner().to_bytes() != info.owner.to_bytes() {
-            account.set_owner(info.owner.as_ref())?;
-        }
-    }
+    deserialize_parameters(
+        &instruction_context,
+        false,
+        false,
+        parameters.as_slice(),
+        &accounts_metadata,
+    )?;
     Ok(0)
 }
 
@@ -248,77 +250,70 @@ impl Host {
 
     /// A CPI: the caller's AccountInfo changes go into the host's accounts, the host runs
     /// the callee (and logs its invoke/success lines), and the callee's changes come back
-    /// into the caller's AccountInfos.
+    /// into the caller's AccountInfos. Any failure aborts the caller, as the SBF
+    /// `sol_invoke_signed` syscall does: the callee's error becomes the caller's.
     fn invoke_signed(
         &self,
         instruction: &Instruction,
         account_infos: &[AccountInfo],
         signers_seeds: &[&[&[u8]]],
     ) -> ProgramResult {
+        match Self::cpi(instruction, account_infos, signers_seeds) {
+            Ok(()) => Ok(()),
+            Err(e) => abort(e),
+        }
+    }
+
+    fn cpi(
+        instruction: &Instruction,
+        account_infos: &[AccountInfo],
+        signers_seeds: &[&[&[u8]]],
+    ) -> Result<(), InstructionError> {
         let invoke_context = context();
         let caller = invoke_context
             .transaction_context
             .get_current_instruction_context()
-            .and_then(|c| c.get_program_key().copied())
-            .map_err(ProgramError::try_from)
-            .map_err(|_| ProgramError::InvalidArgument)?;
+            .and_then(|c| c.get_program_key().copied())?;
         let signers = signers_seeds
             .iter()
             .map(|seeds| Address::create_program_address(seeds, &caller))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ProgramError::InvalidSeeds)?;
+            .map_err(|_| InstructionError::InvalidSeeds)?;
         let instruction = Instruction {
             program_id: instruction.program_id,
             accounts: instruction.accounts.clone(),
             data: instruction.data.clone(),
         };
-        invoke_context
-            .prepare_next_cpi_instruction(instruction, &signers)
-            .map_err(instruction_to_program_error)?;
+        invoke_context.prepare_next_cpi_instruction(instruction, &signers)?;
 
         let mut written_back = Vec::new();
         {
             let tc = &invoke_context.transaction_context;
-            let current = tc
-                .get_current_instruction_context()
-                .map_err(instruction_to_program_error)?;
-            let next = tc
-                .get_next_instruction_context()
-                .map_err(instruction_to_program_error)?;
+            let current = tc.get_current_instruction_context()?;
+            let next = tc.get_next_instruction_context()?;
             for callee_account in next.instruction_accounts().iter() {
-                let key = tc
-                    .get_key_of_account_at_index(callee_account.index_in_transaction)
-                    .map_err(instruction_to_program_error)?;
+                let key = tc.get_key_of_account_at_index(callee_account.index_in_transaction)?;
                 let info_index = account_infos
                     .iter()
                     .position(|info| to_v4(info.key) == *key)
-                    .ok_or(ProgramError::NotEnoughAccountKeys)?;
+                    .ok_or(InstructionError::MissingAccount)?;
                 let info = &account_infos[info_index];
                 let index_in_caller = current
-                    .get_index_of_account_in_instruction(callee_account.index_in_transaction)
-                    .map_err(instruction_to_program_error)?;
-                let mut account = current
-                    .try_borrow_instruction_account(index_in_caller)
-                    .map_err(instruction_to_program_error)?;
+                    .get_index_of_account_in_instruction(callee_account.index_in_transaction)?;
+                let mut account = current.try_borrow_instruction_account(index_in_caller)?;
                 if account.get_lamports() != info.lamports() {
-                    account
-                        .set_lamports(info.lamports())
-                        .map_err(instruction_to_program_error)?;
+                    account.set_lamports(info.lamports())?;
                 }
-                let data = info.try_borrow_data()?;
+                let data = info
+                    .try_borrow_data()
+                    .map_err(|_| InstructionError::AccountBorrowFailed)?;
                 match account.can_data_be_resized(data.len()) {
-                    Ok(()) => account
-                        .set_data_from_slice(&data)
-                        .map_err(instruction_to_program_error)?,
-                    Err(e) if account.get_data() != *data => {
-                        return Err(instruction_to_program_error(e));
-                    }
+                    Ok(()) => account.set_data_from_slice(&data)?,
+                    Err(e) if account.get_data() != *data => return Err(e),
                     Err(_) => {}
                 }
                 if account.get_owner().to_bytes() != info.owner.to_bytes() {
-                    account
-                        .set_owner(info.owner.as_ref())
-                        .map_err(instruction_to_program_error)?;
+                    account.set_owner(info.owner.as_ref())?;
                 }
                 if callee_account.is_writable() {
                     written_back.push((callee_account.index_in_transaction, info_index));
@@ -327,23 +322,18 @@ impl Host {
         }
 
         let mut consumed = 0;
-        invoke_context
-            .process_instruction(&mut consumed, &mut ExecuteTimings::default())
-            .map_err(instruction_to_program_error)?;
+        invoke_context.process_instruction(&mut consumed, &mut ExecuteTimings::default())?;
 
         let tc = &invoke_context.transaction_context;
-        let current = tc
-            .get_current_instruction_context()
-            .map_err(instruction_to_program_error)?;
+        let current = tc.get_current_instruction_context()?;
         for (index_in_transaction, info_index) in written_back {
-            let index_in_caller = current
-                .get_index_of_account_in_instruction(index_in_transaction)
-                .map_err(instruction_to_program_error)?;
-            let account = current
-                .try_borrow_instruction_account(index_in_caller)
-                .map_err(instruction_to_program_error)?;
+            let index_in_caller =
+                current.get_index_of_account_in_instruction(index_in_transaction)?;
+            let account = current.try_borrow_instruction_account(index_in_caller)?;
             let info = &account_infos[info_index];
-            **info.try_borrow_mut_lamports()? = account.get_lamports();
+            **info
+                .try_borrow_mut_lamports()
+                .map_err(|_| InstructionError::AccountBorrowFailed)? = account.get_lamports();
             if info.owner.to_bytes() != account.get_owner().to_bytes() {
                 // SAFETY: as on SBF, where the runtime rewrites the owner field in the
                 // serialized input after a CPI, the owner lives in the instruction's
@@ -360,9 +350,12 @@ impl Host {
             }
             let new_data = account.get_data();
             if info.data_len() != new_data.len() {
-                info.resize(new_data.len())?;
+                info.resize(new_data.len())
+                    .map_err(|_| InstructionError::InvalidRealloc)?;
             }
-            info.try_borrow_mut_data()?.clone_from_slice(new_data);
+            info.try_borrow_mut_data()
+                .map_err(|_| InstructionError::AccountBorrowFailed)?
+                .clone_from_slice(new_data);
         }
         Ok(())
     }
@@ -373,14 +366,17 @@ impl Host {
             .get_current_instruction_context()
             .and_then(|c| c.get_program_key().copied())
         {
-            // Fails only past MAX_RETURN_DATA, which the SBF syscall also refuses.
-            let _ = tc.set_return_data(program, data.to_vec());
+            // Past MAX_RETURN_DATA the SBF syscall aborts the program; so does this.
+            if let Err(e) = tc.set_return_data(program, data.to_vec()) {
+                abort(e);
+            }
         }
     }
 
+    /// `None` when no return data is set, as the SBF syscall answers.
     fn return_data(&self) -> Option<(Address, Vec<u8>)> {
         let (program, data) = context().transaction_context.get_return_data();
-        Some((*program, data.to_vec()))
+        (!data.is_empty()).then(|| (*program, data.to_vec()))
     }
 
     fn stack_height(&self) -> u64 {
@@ -396,7 +392,7 @@ impl Host {
         let ic = context();
         let cost = ic.get_execution_cost().sysvar_base_cost + std::mem::size_of::<T>() as u64;
         if ic.compute_meter.consume_checked(cost).is_err() {
-            return UNSUPPORTED_SYSVAR;
+            abort(InstructionError::ComputationalBudgetExceeded);
         }
         match fetch(ic.environment_config.sysvar_cache()) {
             // SAFETY: the caller passes the address of a `T` (the syscall's contract).
@@ -441,7 +437,7 @@ impl Host {
                 .unwrap_or(0)
                 .max(cost.mem_op_base_cost);
         if ic.compute_meter.consume_checked(units).is_err() {
-            return UNSUPPORTED_SYSVAR;
+            abort(InstructionError::ComputationalBudgetExceeded);
         }
         let cache = ic.environment_config.sysvar_cache();
         match *id {
@@ -459,10 +455,6 @@ impl Host {
             _ => UNSUPPORTED_SYSVAR,
         }
     }
-}
-
-fn instruction_to_program_error(e: InstructionError) -> ProgramError {
-    ProgramError::try_from(e).unwrap_or(ProgramError::InvalidArgument)
 }
 
 macro_rules! stubs {

@@ -114,6 +114,28 @@ fn a_cpi_and_an_event_log_as_on_sbf() {
 }
 
 #[test]
+fn a_failed_cpi_aborts_the_program_as_on_sbf() {
+    let mut t = TestExchange::new();
+    let u = t.user(1_000_000);
+    // More than the wallet holds: the token program refuses (InsufficientFunds = 0x1),
+    // and on SBF the failed CPI stops Backstop there — no Anchor error line of its own.
+    let f = assert_failed(t.deposit(&u, 2_000_000));
+    assert_lines(
+        &f.logs,
+        &[
+            "Program {P} invoke [1]",
+            "Program log: Instruction: Deposit",
+            "Program {T} invoke [2]",
+            "Program log: Error: insufficient funds",
+            "Program {T} consumed {N} of {N} compute units",
+            "Program {T} failed: custom program error: 0x1",
+            "Program {P} consumed {N} of {N} compute units",
+            "Program {P} failed: custom program error: 0x1",
+        ],
+    );
+}
+
+#[test]
 fn a_program_error_logs_the_anchor_error_line() {
     let mut t = TestExchange::new();
     let a = t.funded_user(50_000_000);

@@ -78,7 +78,6 @@ const provider = new AnchorProvider(connection, new Wallet(payer), {
   commitment: "confirmed",
 });
 const program = new Program(idl, provider);
-assert.equal(program.programId.toBase58(), idl.address);
 const parser = new EventParser(program.programId, program.coder);
 // The account clients Anchor builds from the IDL (untyped here: the test reads the JSON
 // IDL at run time, as a script without generated types would).
@@ -166,6 +165,22 @@ async function signed(tx: Transaction, signers: Signer[]) {
   return { tx, signature: utils.bytes.bs58.encode(tx.signature!) };
 }
 
+/// Waits until the validator has acknowledged every websocket subscription this
+/// connection opened. web3.js sends subscribe requests in the background; a transaction
+/// sent before the validator registered the subscription would never be notified.
+/// (web3.js 1.x keeps each subscription's state in `_subscriptionsByHash`.)
+async function subscribed() {
+  const subs = () =>
+    Object.values(
+      (connection as unknown as { _subscriptionsByHash: Record<string, { state: string }> })
+        ._subscriptionsByHash,
+    );
+  await eventually("the validator to acknowledge the subscriptions", () =>
+    subs().every((s) => s.state === "subscribed"),
+  );
+  assert.ok(subs().length > 0, "subscriptions are tracked");
+}
+
 /// Expects `run()` to be refused with the program error `code`, as an AnchorError.
 async function refused(code: string, run: () => Promise<unknown>) {
   try {
@@ -246,6 +261,7 @@ const accountSub = connection.onAccountChange(
   );
   const status: { err: unknown }[] = [];
   connection.onSignature(signature, (result) => status.push(result), "confirmed");
+  await subscribed();
   await connection.sendRawTransaction(tx.serialize());
   await eventually("signatureSubscribe", () => status.length > 0);
   assert.equal(status[0].err, null);
@@ -274,6 +290,15 @@ await connection.removeAccountChangeListener(accountSub);
 // ------------------------------------------------------------------ trade
 
 step("alice buys 5 SOL from bob at the oracle price");
+// Republish the start-up price, so a slow machine cannot leave it past its max age.
+{
+  const start = await account.oracleFeed.fetch(sol.oracle);
+  await program.methods
+    .setOraclePrice(start.price, start.conf)
+    .accounts({ authority: admin.publicKey, feed: sol.oracle })
+    .signers([admin])
+    .rpc();
+}
 const { feed, fixed: px150 } = await oraclePrice(sol.oracle, 9);
 {
   const sig = await program.methods
@@ -362,6 +387,12 @@ step("refusal 2: liquidating a healthy account, sent with skipPreflight");
   // The landed failure is in the transaction history, with the program's own error.
   later("the refused liquidation", signature, (events, logs) => {
     assert.deepEqual(events, []);
+    // The AnchorError line sits inside Backstop's frame, right before its `failed:` line.
+    const id = program.programId.toBase58();
+    const failedAt = logs.findIndex((l) => l.startsWith(`Program ${id} failed:`));
+    assert.ok(failedAt > 0, `${logs}`);
+    assert.equal(logs[0], `Program ${id} invoke [1]`);
+    assert.match(logs[failedAt - 2], /^Program log: AnchorError .*NotLiquidatable/);
     const parsed = AnchorError.parse(logs);
     assert.equal(parsed?.error.errorCode.code, "NotLiquidatable");
     console.log(`   refused: ${parsed!.error.errorCode.code} (read from getTransaction)`);
