@@ -22,14 +22,13 @@ use backstop::state::{EpochPhase, MarginAccount, Position};
 use backstop_client::{decode, ix, pda};
 use backstop_localnet::crash::{self, Crash, BASE, USDC};
 use backstop_localnet::keeper_proc::KeeperProc;
-use backstop_localnet::{free_rpc_port, land_all, start_with, Localnet, LocalnetConfig};
+use backstop_localnet::{free_rpc_port, start_with, Localnet, LocalnetConfig};
 use backstop_migrations::send;
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::rpc_client::RpcClient;
 use solana_sdk::account::{Account, AccountSharedData};
 use solana_sdk::signature::Keypair;
 use solana_sdk::signer::Signer;
-use solana_sdk::transaction::Transaction;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -84,62 +83,6 @@ fn scenario(net: &Localnet, id: u16, max_age: u32) -> Result<Crash> {
     })
 }
 
-/// A funded wallet with a margin account holding `deposit`, set up in bulk: one
-/// transaction per wallet from the faucet (SOL, token account, mint), then one per wallet
-/// (create + deposit, plus `then` signed by `cosigner` when given).
-fn open_accounts(
-    net: &Localnet,
-    c: &Crash,
-    deposits: &[u64],
-    then: impl Fn(usize, &Keypair) -> Vec<anchor_lang::solana_program::instruction::Instruction>,
-    cosigner: Option<&Keypair>,
-) -> Result<Vec<Keypair>> {
-    let rpc = net.rpc();
-    let keys = ix::ExchangeKeys::of(c.exchange);
-    let wallets: Vec<Keypair> = deposits.iter().map(|_| Keypair::new()).collect();
-    let tokens: Vec<Keypair> = deposits.iter().map(|_| Keypair::new()).collect();
-    let rent = rpc.get_minimum_balance_for_rent_exemption(165)?;
-    land_all(&rpc, wallets.len(), |i, bh| {
-        let mut ixs = vec![solana_system_interface::instruction::transfer(
-            &net.faucet.pubkey(),
-            &wallets[i].pubkey(),
-            1_000_000_000,
-        )];
-        ixs.extend(backstop_client::token::create_token_account(
-            &net.faucet.pubkey(),
-            &tokens[i].pubkey(),
-            rent,
-            &net.mint,
-            &wallets[i].pubkey(),
-            &net.mint_authority.pubkey(),
-            deposits[i],
-        ));
-        Transaction::new_signed_with_payer(
-            &ixs,
-            Some(&net.faucet.pubkey()),
-            &[&net.faucet, &tokens[i], &net.mint_authority],
-            bh,
-        )
-    })
-    .context("funding wallets")?;
-    land_all(&rpc, wallets.len(), |i, bh| {
-        let w = &wallets[i];
-        let mut ixs = vec![
-            ix::create_margin_account(&w.pubkey(), &c.exchange),
-            ix::deposit(&keys, &w.pubkey(), &tokens[i].pubkey(), deposits[i]),
-        ];
-        let extra = then(i, w);
-        let mut signers = vec![w];
-        if !extra.is_empty() {
-            signers.extend(cosigner);
-        }
-        ixs.extend(extra);
-        Transaction::new_signed_with_payer(&ixs, Some(&w.pubkey()), &signers, bh)
-    })
-    .context("opening margin accounts")?;
-    Ok(wallets)
-}
-
 /// Sets the oracle to `dollars` and returns the slot the update landed in.
 fn set_price_slot(net: &Localnet, c: &Crash, dollars: u64) -> Result<u64> {
     let sig = crash::set_price(net, c, dollars)?;
@@ -191,7 +134,7 @@ fn latency(n: usize) -> Result<()> {
     // The keeper (1M USDC), a market maker (1M USDC) and n losers of 110 USDC each.
     let mut deposits = vec![1_000_000 * USDC, 1_000_000 * USDC];
     deposits.extend(std::iter::repeat_n(110 * USDC, n));
-    let wallets = open_accounts(&net, &c, &deposits, |_, _| vec![], None)?;
+    let wallets = crash::open_accounts(&net, &c, &deposits, |_, _| vec![], None)?;
     let (keeper, maker, losers) = (&wallets[0], &wallets[1], &wallets[2..]);
     let k = KeeperProc::start(
         &keeper_bin()?,
@@ -281,7 +224,7 @@ fn clawback(n: usize) -> Result<()> {
     let keys = ix::ExchangeKeys::of(c.exchange);
     crash::set_price(&net, &c, 100)?;
     // The worked example scaled out: a 10x long of 100 PERP at $100 against n shorts.
-    let first = open_accounts(
+    let first = crash::open_accounts(
         &net,
         &c,
         &[1_100 * USDC, 10_000 * USDC],
@@ -306,7 +249,7 @@ fn clawback(n: usize) -> Result<()> {
     let per = 100 * BASE / n as i64;
     let deposit = (10_000 / n as u64).max(10) * USDC;
     let t = Instant::now();
-    open_accounts(
+    crash::open_accounts(
         &net,
         &c,
         &vec![deposit; n],

@@ -98,6 +98,13 @@ pub struct Opts {
     /// Logs as JSON lines.
     #[arg(long, global = true, env = "BACKSTOP_KEEPER_JSON_LOGS")]
     pub json_logs: bool,
+    /// Do not create or extend address lookup tables: round batches stay legacy-sized
+    /// (29 accounts per tally instead of 60). By default the keeper keeps its own tables
+    /// of the exchange's margin accounts (rent ≈ 0.0019 SOL per table of 256 plus
+    /// 0.00022 SOL per 32 addresses, paid from the keeper's key) and reuses them after a
+    /// restart.
+    #[arg(long, global = true, env = "BACKSTOP_KEEPER_NO_LOOKUP_TABLES")]
+    pub no_lookup_tables: bool,
 }
 
 #[derive(Deserialize, Debug, Default)]
@@ -120,6 +127,7 @@ struct FileConfig {
     oracle_margin_secs: Option<u32>,
     workers: Option<usize>,
     json_logs: Option<bool>,
+    lookup_tables: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +154,8 @@ pub struct Settings {
     pub oracle_margin_secs: i64,
     pub workers: usize,
     pub json_logs: bool,
+    /// Keep address lookup tables for v0 round batches.
+    pub lookup_tables: bool,
 }
 
 pub use backstop_client::rpc::{expand_tilde, resolve_url};
@@ -278,6 +288,7 @@ impl Settings {
                 .into(),
             workers,
             json_logs: o.json_logs || file.json_logs.unwrap_or(false),
+            lookup_tables: !o.no_lookup_tables && file.lookup_tables.unwrap_or(true),
         })
     }
 }

@@ -14,9 +14,12 @@ use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::rpc_client::RpcClient;
 use solana_rpc_client_api::config::{RpcSendTransactionConfig, RpcSimulateTransactionConfig};
 use solana_sdk::hash::Hash;
+use solana_sdk::message::{
+    v0, AddressLookupTableAccount, Message as LegacyMessage, VersionedMessage,
+};
 use solana_sdk::signature::{Keypair, Signature};
 use solana_sdk::signer::Signer;
-use solana_sdk::transaction::Transaction;
+use solana_sdk::transaction::VersionedTransaction;
 
 use crate::config::PriorityFee;
 use crate::plan::{Action, Book};
@@ -186,8 +189,9 @@ impl Sender {
     }
 
     /// Simulates, sends and confirms `ixs`, retrying with a fresh blockhash on expiry or
-    /// transport errors (backoff 0.5 s, 1 s, 2 s).
-    pub fn execute(&self, ixs: Vec<Instruction>) -> Outcome {
+    /// transport errors (backoff 0.5 s, 1 s, 2 s). With lookup `tables`, as a v0
+    /// transaction that names the tables' accounts by index; otherwise legacy.
+    pub fn execute(&self, ixs: Vec<Instruction>, tables: &[AddressLookupTableAccount]) -> Outcome {
         let writable: Vec<Pubkey> = ixs
             .iter()
             .flat_map(|i| {
@@ -216,12 +220,15 @@ impl Sender {
                     continue;
                 }
             };
-            let tx = Transaction::new_signed_with_payer(
-                &all,
-                Some(&self.payer.pubkey()),
-                &[&self.payer],
-                blockhash,
-            );
+            let tx = match self.sign(&all, tables, blockhash) {
+                Ok(tx) => tx,
+                Err(message) => {
+                    return Outcome::Failed {
+                        kind: "build".into(),
+                        message,
+                    }
+                }
+            };
             // Simulation: catches races and program errors without paying a fee.
             let sim = self.rpc.simulate_transaction_with_config(
                 &tx,
@@ -288,6 +295,28 @@ impl Sender {
             kind: "rpc".into(),
             message: format!("gave up after {ATTEMPTS} attempts: {last_err}"),
         }
+    }
+
+    /// A signed transaction: v0 through `tables` when there are any, legacy otherwise.
+    fn sign(
+        &self,
+        ixs: &[Instruction],
+        tables: &[AddressLookupTableAccount],
+        blockhash: Hash,
+    ) -> Result<VersionedTransaction, String> {
+        let message = if tables.is_empty() {
+            VersionedMessage::Legacy(LegacyMessage::new_with_blockhash(
+                ixs,
+                Some(&self.payer.pubkey()),
+                &blockhash,
+            ))
+        } else {
+            VersionedMessage::V0(
+                v0::Message::try_compile(&self.payer.pubkey(), ixs, tables, blockhash)
+                    .map_err(|e| format!("compiling a v0 message: {e}"))?,
+            )
+        };
+        VersionedTransaction::try_new(message, &[&self.payer]).map_err(|e| format!("signing: {e}"))
     }
 
     /// Polls the signature status until confirmed, failed, or the timeout.

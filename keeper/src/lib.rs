@@ -6,6 +6,7 @@
 //! - [`plan`]: the decisions, pure functions of decoded accounts (unit-tested);
 //! - [`exec`]: instructions, compute budget, simulation, confirmation, retries;
 //! - [`feed`]: websocket subscriptions with reconnection;
+//! - [`lut`]: the keeper's own address lookup tables for v0 round batches;
 //! - [`runner`]: the decision loop, snapshot/resync, sending threads, dedupe, backoff;
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz`;
 //! - [`config`]: flags, environment, TOML.
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod exec;
 pub mod feed;
+pub mod lut;
 pub mod metrics;
 pub mod plan;
 pub mod runner;

@@ -36,6 +36,10 @@ pub struct Metrics {
     pub bankruptcies: AtomicU64,
     pub rounds_begun: AtomicU64,
     pub tallies: AtomicU64,
+    /// Accounts in confirmed tally transactions.
+    pub tallied_accounts: AtomicU64,
+    /// Addresses in the keeper's usable lookup tables.
+    pub lookup_table_addresses: AtomicU64,
     pub clawback_charges: AtomicU64,
     pub clawback_charged_atoms: AtomicU64,
     pub transactions: AtomicU64,
@@ -66,6 +70,8 @@ impl Metrics {
             bankruptcies: AtomicU64::new(0),
             rounds_begun: AtomicU64::new(0),
             tallies: AtomicU64::new(0),
+            tallied_accounts: AtomicU64::new(0),
+            lookup_table_addresses: AtomicU64::new(0),
             clawback_charges: AtomicU64::new(0),
             clawback_charged_atoms: AtomicU64::new(0),
             transactions: AtomicU64::new(0),
@@ -148,6 +154,18 @@ impl Metrics {
             "backstop_keeper_tallies_total",
             "Confirmed tally transactions.",
             l(&self.tallies),
+        );
+        counter(
+            &mut o,
+            "backstop_keeper_tallied_accounts_total",
+            "Accounts in confirmed tally transactions (over tallies_total: accounts per batch).",
+            l(&self.tallied_accounts),
+        );
+        gauge(
+            &mut o,
+            "backstop_keeper_lookup_table_addresses",
+            "Margin accounts in this keeper's usable address lookup tables (round batches name them by index in v0 transactions).",
+            l(&self.lookup_table_addresses),
         );
         counter(
             &mut o,

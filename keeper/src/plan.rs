@@ -353,9 +353,81 @@ pub fn bankruptcies(risks: &[Risk]) -> Vec<Action> {
         .collect()
 }
 
-/// The next step of the bad-debt epoch at cluster time `now`, with batches of at most
-/// `tally_batch` / `clawback_batch` accounts. Empty when nothing is due.
+/// Most accounts per batch: in a legacy transaction, and in a v0 transaction whose
+/// accounts all come from one address lookup table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSize {
+    pub legacy: usize,
+    pub with_table: usize,
+}
+
+/// How round instructions can be batched: the sizes, and which of the keeper's lookup
+/// tables (if any) names each account.
+pub struct Batching<'a> {
+    pub tally: BatchSize,
+    pub clawback: BatchSize,
+    pub table_of: &'a dyn Fn(&Pubkey) -> Option<usize>,
+}
+
+/// Cuts `todo` (in priority order) into batches: the accounts of one lookup table go
+/// together, up to `size.with_table` each (a v0 message names them with one byte each);
+/// accounts in no table go `size.legacy` at a time. Batches come in the order of their
+/// first account in `todo`, so the first batch holds the first account.
+pub fn pack(
+    todo: &[Pubkey],
+    size: BatchSize,
+    table_of: &dyn Fn(&Pubkey) -> Option<usize>,
+) -> Vec<Vec<Pubkey>> {
+    // Per table (or none): its accounts with their rank in `todo`.
+    type Group = (Option<usize>, Vec<(usize, Pubkey)>);
+    let mut groups: Vec<Group> = vec![];
+    let mut group_of: HashMap<Option<usize>, usize> = HashMap::new();
+    for (rank, k) in todo.iter().enumerate() {
+        let t = table_of(k);
+        let g = *group_of.entry(t).or_insert_with(|| {
+            groups.push((t, vec![]));
+            groups.len() - 1
+        });
+        groups[g].1.push((rank, *k));
+    }
+    let mut batches: Vec<(usize, Vec<Pubkey>)> = vec![];
+    for (table, keys) in groups {
+        let n = if table.is_some() {
+            size.with_table
+        } else {
+            size.legacy
+        };
+        for c in keys.chunks(n.max(1)) {
+            batches.push((c[0].0, c.iter().map(|(_, k)| *k).collect()));
+        }
+    }
+    batches.sort_by_key(|(first, _)| *first);
+    batches.into_iter().map(|(_, b)| b).collect()
+}
+
+/// The next step of the bad-debt epoch at cluster time `now`, with legacy batches of at
+/// most `tally_batch` / `clawback_batch` accounts. Empty when nothing is due.
 pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usize) -> Vec<Action> {
+    let none = |_: &Pubkey| None;
+    epoch_step_with(
+        book,
+        now,
+        &Batching {
+            tally: BatchSize {
+                legacy: tally_batch,
+                with_table: tally_batch,
+            },
+            clawback: BatchSize {
+                legacy: clawback_batch,
+                with_table: clawback_batch,
+            },
+            table_of: &none,
+        },
+    )
+}
+
+/// [`epoch_step`] with batches [`pack`]ed by lookup table.
+pub fn epoch_step_with(book: &Book, now: i64, batching: &Batching) -> Vec<Action> {
     let Some(ex) = book.exchange.as_ref() else {
         return vec![];
     };
@@ -404,10 +476,9 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
             if todo.is_empty() {
                 vec![Action::FinalizeTally]
             } else {
-                todo.chunks(tally_batch.max(1))
-                    .map(|c| Action::Tally {
-                        accounts: c.to_vec(),
-                    })
+                pack(&todo, batching.tally, batching.table_of)
+                    .into_iter()
+                    .map(|accounts| Action::Tally { accounts })
                     .collect()
             }
         }
@@ -417,10 +488,9 @@ pub fn epoch_step(book: &Book, now: i64, tally_batch: usize, clawback_batch: usi
                 .filter(|k| e.due_for_clawback(&book.accounts[*k].clawback))
                 .copied()
                 .collect();
-            todo.chunks(clawback_batch.max(1))
-                .map(|c| Action::Clawback {
-                    accounts: c.to_vec(),
-                })
+            pack(&todo, batching.clawback, batching.table_of)
+                .into_iter()
+                .map(|accounts| Action::Clawback { accounts })
                 .collect()
         }
     }
@@ -651,6 +721,50 @@ mod tests {
             bankruptcies(&assess(&b, &cache)),
             vec![Action::ResolveBankruptcy { account: k }]
         );
+    }
+
+    #[test]
+    fn packing_keeps_one_table_per_batch_and_the_first_account_first() {
+        use proptest::prelude::*;
+        let size = BatchSize {
+            legacy: 3,
+            with_table: 5,
+        };
+        proptest!(|(tables in proptest::collection::vec(proptest::option::of(0usize..4), 0..60))| {
+            let keys: Vec<Pubkey> = tables.iter().map(|_| Pubkey::new_unique()).collect();
+            let of: HashMap<Pubkey, Option<usize>> =
+                keys.iter().copied().zip(tables.iter().copied()).collect();
+            let table_of = |k: &Pubkey| of[k];
+            let batches = pack(&keys, size, &table_of);
+            // Every account exactly once.
+            let mut seen: Vec<Pubkey> = batches.iter().flatten().copied().collect();
+            prop_assert_eq!(seen.len(), keys.len());
+            seen.sort();
+            seen.dedup();
+            prop_assert_eq!(seen.len(), keys.len());
+            for b in &batches {
+                let t = of[&b[0]];
+                prop_assert!(b.iter().all(|k| of[k] == t), "one table per batch");
+                let cap = if t.is_some() { 5 } else { 3 };
+                prop_assert!(b.len() <= cap, "batch of {} over {}", b.len(), cap);
+            }
+            if let Some(first) = keys.first() {
+                prop_assert!(batches[0].contains(first), "the first account goes first");
+            }
+            // Within a table, priority order is kept.
+            let rank: HashMap<Pubkey, usize> =
+                keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+            for b in &batches {
+                prop_assert!(b.windows(2).all(|w| rank[&w[0]] < rank[&w[1]]));
+            }
+            // Fewest batches for the grouping: each table's accounts in ⌈n / size⌉.
+            let mut want = 0;
+            for t in [None, Some(0), Some(1), Some(2), Some(3)] {
+                let n = tables.iter().filter(|x| **x == t).count();
+                want += n.div_ceil(if t.is_some() { 5 } else { 3 });
+            }
+            prop_assert_eq!(batches.len(), want);
+        });
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
@@ -21,8 +21,19 @@ use tracing::{debug, error, info, warn};
 use crate::config::Settings;
 use crate::exec::{Outcome, Sender};
 use crate::feed::{self, Update};
+use crate::lut;
 use crate::metrics::Metrics;
-use crate::plan::{self, Action, Book, Limits, Skip};
+use crate::plan::{self, Action, BatchSize, Book, Limits, Skip};
+
+/// One transaction for a sending thread: the action, its in-flight keys, its
+/// instructions, the lookup tables to compile it with, and when its price was seen.
+type Job = (
+    Action,
+    Vec<String>,
+    Vec<anchor_lang::solana_program::instruction::Instruction>,
+    Vec<solana_sdk::message::AddressLookupTableAccount>,
+    Option<(Instant, u64)>,
+);
 
 /// Messages into the decision loop.
 pub enum Msg {
@@ -50,9 +61,13 @@ pub struct Keeper {
     /// Per market: when (and in which slot) the last oracle change was seen.
     price_seen: HashMap<u16, (Instant, u64)>,
     skip_logged: HashMap<Pubkey, Instant>,
-    tally_batch: usize,
-    clawback_batch: usize,
+    tally_batch: BatchSize,
+    clawback_batch: BatchSize,
     watch: Arc<Mutex<Vec<Pubkey>>>,
+    /// The keeper's address lookup tables (usable entries only), kept by [`lut::spawn`].
+    tables: Arc<RwLock<lut::Index>>,
+    /// The margin accounts the tables should hold (set at each resync).
+    table_wanted: Arc<Mutex<Vec<Pubkey>>>,
 }
 
 fn local_unix() -> i64 {
@@ -116,9 +131,17 @@ impl Keeper {
             backoff: HashMap::new(),
             price_seen: HashMap::new(),
             skip_logged: HashMap::new(),
-            tally_batch: 1,
-            clawback_batch: 1,
+            tally_batch: BatchSize {
+                legacy: 1,
+                with_table: 1,
+            },
+            clawback_batch: BatchSize {
+                legacy: 1,
+                with_table: 1,
+            },
             watch: Arc::new(Mutex::new(vec![])),
+            tables: Arc::new(RwLock::new(lut::Index::default())),
+            table_wanted: Arc::new(Mutex::new(vec![])),
         }
     }
 
@@ -167,25 +190,37 @@ impl Keeper {
         watch.extend(self.book.markets.iter().map(|m| m.address));
         *self.watch.lock().unwrap() = watch;
         self.size_batches();
+        // The accounts a profit round tallies (open positions or positive pnl) first: with
+        // many idle accounts, those are the ones a round batch needs in a table.
+        let mut wanted: Vec<(bool, Pubkey)> = self
+            .book
+            .accounts
+            .iter()
+            .map(|(k, a)| (!a.standing().profit_capable, *k))
+            .collect();
+        wanted.sort_unstable();
+        *self.table_wanted.lock().unwrap() = wanted.into_iter().map(|(_, k)| k).collect();
         debug!(accounts = self.book.accounts.len(), before, "resynced");
         Ok(())
     }
 
-    /// The largest tally / clawback batches that fit one transaction with this exchange's
-    /// markets and the keeper's compute-budget instructions.
+    /// The largest tally / clawback batches that fit one transaction with the keeper's
+    /// compute-budget instructions: legacy, and v0 with the accounts in one lookup table.
     fn size_batches(&mut self) {
         let payer = self.sender.payer.pubkey();
         let ex = self.settings.exchange;
         let keys = ix::ExchangeKeys::of(ex);
         let fake: Vec<Pubkey> = (0..64).map(|_| Pubkey::new_unique()).collect();
-        self.tally_batch = max_batch(&payer, MAX_TALLY_BATCH.into(), |n| {
-            ix::tally(&ex, &fake[..n])
-        })
-        .max(1);
-        self.clawback_batch = max_batch(&payer, MAX_CLAWBACK_BATCH.into(), |n| {
-            ix::clawback(&keys, &fake[..n])
-        })
-        .max(1);
+        let tally = |n: usize| ix::tally(&ex, &fake[..n]);
+        let clawback = |n: usize| ix::clawback(&keys, &fake[..n]);
+        self.tally_batch = BatchSize {
+            legacy: max_batch(&payer, MAX_TALLY_BATCH.into(), tally).max(1),
+            with_table: lut::max_batch_v0(&payer, MAX_TALLY_BATCH.into(), tally).max(1),
+        };
+        self.clawback_batch = BatchSize {
+            legacy: max_batch(&payer, MAX_CLAWBACK_BATCH.into(), clawback).max(1),
+            with_table: lut::max_batch_v0(&payer, MAX_CLAWBACK_BATCH.into(), clawback).max(1),
+        };
     }
 
     /// Applies one account update from the websocket or a post-send refresh. Returns
@@ -383,7 +418,19 @@ impl Keeper {
             .iter()
             .filter_map(|k| k.strip_prefix("acct:")?.parse().ok())
             .collect();
-        for a in plan::epoch_step(&self.book, now, self.tally_batch, self.clawback_batch) {
+        let tables = self.tables.read().unwrap();
+        self.metrics
+            .lookup_table_addresses
+            .store(tables.len() as u64, Ordering::Relaxed);
+        let table_of = |k: &Pubkey| tables.table_of(k);
+        let batching = plan::Batching {
+            tally: self.tally_batch,
+            clawback: self.clawback_batch,
+            table_of: &table_of,
+        };
+        let steps = plan::epoch_step_with(&self.book, now, &batching);
+        drop(tables);
+        for a in steps {
             match a {
                 Action::Tally { accounts } => {
                     let free: Vec<Pubkey> =
@@ -459,6 +506,9 @@ impl Keeper {
                     }
                     Action::Tally { accounts } => {
                         self.metrics.tallies.fetch_add(1, Ordering::Relaxed);
+                        self.metrics
+                            .tallied_accounts
+                            .fetch_add(accounts.len() as u64, Ordering::Relaxed);
                         info!(accounts = accounts.len(), %signature, "tallied");
                     }
                     Action::FinalizeTally => info!(%signature, "tally finalized"),
@@ -510,11 +560,23 @@ impl Keeper {
             accounts = self.book.accounts.len(),
             markets = self.book.markets.len(),
             keeper = %self.sender.payer.pubkey(),
-            tally_batch = self.tally_batch,
-            clawback_batch = self.clawback_batch,
+            tally_batch = self.tally_batch.legacy,
+            tally_batch_with_table = self.tally_batch.with_table,
+            clawback_batch = self.clawback_batch.legacy,
+            clawback_batch_with_table = self.clawback_batch.with_table,
+            lookup_tables = self.settings.lookup_tables,
             dry_run = self.settings.dry_run,
             "snapshot loaded; watching"
         );
+        if self.settings.lookup_tables && !self.settings.dry_run {
+            lut::spawn(
+                self.settings.url.clone(),
+                self.sender.payer.insecure_clone(),
+                self.table_wanted.clone(),
+                self.tables.clone(),
+                stop.clone(),
+            )?;
+        }
         let (ftx, frx) = crossbeam_channel::unbounded::<Update>();
         feed::spawn(
             self.settings.ws_url.clone(),
@@ -533,12 +595,7 @@ impl Keeper {
                 }
             });
         }
-        let (jtx, jrx) = crossbeam_channel::unbounded::<(
-            Action,
-            Vec<String>,
-            Vec<anchor_lang::solana_program::instruction::Instruction>,
-            Option<(Instant, u64)>,
-        )>();
+        let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
         for i in 0..self.settings.workers {
             let jrx = jrx.clone();
             let tx = tx.clone();
@@ -546,8 +603,8 @@ impl Keeper {
             std::thread::Builder::new()
                 .name(format!("sender-{i}"))
                 .spawn(move || {
-                    for (action, keys, ixs, price_seen) in jrx {
-                        let outcome = sender.execute(ixs);
+                    for (action, keys, ixs, tables, price_seen) in jrx {
+                        let outcome = sender.execute(ixs, &tables);
                         if tx
                             .send(Msg::Done {
                                 action,
@@ -655,8 +712,20 @@ impl Keeper {
                     for k in &keys {
                         self.in_flight.insert(k.clone());
                     }
-                    info!(action = action.kind(), detail = ?action, "sending");
-                    let _ = jtx.send((action, keys, ixs, price_seen));
+                    // Round batches name their accounts through the keeper's tables.
+                    let tables = match &action {
+                        Action::Tally { accounts } | Action::Clawback { accounts } => {
+                            self.tables.read().unwrap().tables_for(accounts)
+                        }
+                        _ => vec![],
+                    };
+                    info!(
+                        action = action.kind(),
+                        detail = ?action,
+                        lookup_tables = tables.len(),
+                        "sending"
+                    );
+                    let _ = jtx.send((action, keys, ixs, tables, price_seen));
                 }
             }
         }

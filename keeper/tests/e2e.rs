@@ -198,6 +198,7 @@ fn keeper_end_to_end_on_the_localnet_validator() {
     websocket_dropped_resync_still_catches_the_crash(&net);
     rpc_errors_injected(&net);
     trading_goes_on_during_the_round(&net);
+    round_batches_go_through_the_keepers_lookup_table(&net);
     drop(net);
     let _ = std::fs::remove_dir_all(&ledger);
 }
@@ -548,3 +549,98 @@ fn trading_goes_on_during_the_round(net: &Localnet) {
 
 /// One PERP (6 decimals).
 const BASE_ATOMS: i64 = 1_000_000;
+
+/// With 70 winners to tally, the keeper's own lookup table lets one v0 `tally` carry up
+/// to 60 accounts (a legacy transaction fits 29): the round takes two tallies, not three.
+fn round_batches_go_through_the_keepers_lookup_table(net: &Localnet) {
+    use backstop_client::ix;
+    use backstop_migrations::send;
+    let n = 70usize;
+    let report = crash::deploy_exchange(net, 8, 600).unwrap();
+    let c = Crash {
+        exchange: report.exchange,
+        market: report.markets[0].1,
+        oracle: report.markets[0].2,
+        people: vec![],
+    };
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    crash::set_price(net, &c, 100).unwrap();
+    let first =
+        crash::open_accounts(net, &c, &[1_100 * USDC, 10_000 * USDC], |_, _| vec![], None).unwrap();
+    let (whale, keeper) = (&first[0], &first[1]);
+    // 100 USDC of insurance; a 10x long of 100 PERP against n shorts.
+    let insurer = Keypair::new();
+    net.fund_sol(&insurer.pubkey(), 1_000_000_000).unwrap();
+    let token = net.fund_usdc(&insurer.pubkey(), 100 * USDC).unwrap();
+    send(
+        &net.rpc(),
+        &insurer,
+        &[],
+        &[ix::contribute_insurance(
+            &keys,
+            &insurer.pubkey(),
+            &token,
+            100 * USDC,
+        )],
+    )
+    .unwrap();
+    let per = 100 * BASE_ATOMS / n as i64;
+    crash::open_accounts(
+        net,
+        &c,
+        &vec![200 * USDC; n],
+        |_, w| {
+            vec![ix::trade(
+                &keys,
+                &whale.pubkey(),
+                &w.pubkey(),
+                &c.market,
+                &c.oracle,
+                per,
+                100_000_000_000,
+                &[],
+            )]
+        },
+        Some(whale),
+    )
+    .unwrap();
+    let k = KeeperProc::start(keeper_bin(), net, &c.exchange, keeper, "lut", &[]);
+    k.wait_ready();
+    // The keeper extends its table in the background; the round waits for it here only
+    // so that the batch sizes below are deterministic.
+    let t = Instant::now();
+    while k.metric("backstop_keeper_lookup_table_addresses") < (n + 2) as u64 {
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "the lookup table never held every account\n{}",
+            k.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    crash::set_price(net, &c, 85).unwrap();
+    crash::wait_until_resolved(&net.rpc(), &c, 2, Duration::from_secs(120), |_| {})
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", k.logs()));
+    std::thread::sleep(Duration::from_secs(1));
+    let tallies = k.metric("backstop_keeper_tallies_total");
+    let tallied = k.metric("backstop_keeper_tallied_accounts_total");
+    assert!(
+        tallied >= n as u64,
+        "{tallied} accounts tallied\n{}",
+        k.logs()
+    );
+    assert!(
+        tallies <= 2,
+        "{tallies} tally transactions for {tallied} accounts: batches did not use the table\n{}",
+        k.logs()
+    );
+    let logs = k.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("sending") && l.contains("tally") && l.contains("lookup_tables=1")),
+        "no tally was sent through a lookup table\n{logs}"
+    );
+    assert!(k.errors().is_empty(), "{:?}\n{logs}", k.errors());
+    backstop_localnet::check_conservation(&net.rpc(), &c.exchange).unwrap();
+    println!("lookup table: {tallied} accounts in {tallies} tally transactions");
+    assert!(k.terminate().success());
+}

@@ -11,15 +11,16 @@
 use std::time::{Duration, Instant};
 
 use anchor_lang::prelude::Pubkey;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use backstop::state::{EpochPhase, Exchange, MarginAccount};
 use backstop_client::{decode, ix, pda};
 use backstop_migrations::{deploy, send, Config};
 use solana_rpc_client::rpc_client::RpcClient;
 use solana_sdk::signature::{Keypair, Signature};
 use solana_sdk::signer::Signer;
+use solana_sdk::transaction::Transaction;
 
-use crate::Localnet;
+use crate::{land_all, Localnet};
 
 pub const USDC: u64 = 1_000_000;
 /// PERP has 6 decimals, like the LiteSVM harness's market.
@@ -302,4 +303,60 @@ pub fn summary(rpc: &RpcClient, c: &Crash) -> Result<String> {
         );
     }
     Ok(o)
+}
+
+/// A funded wallet with a margin account holding `deposit`, set up in bulk: one
+/// transaction per wallet from the faucet (SOL, token account, mint), then one per wallet
+/// (create + deposit, plus `then` signed by `cosigner` when given).
+pub fn open_accounts(
+    net: &Localnet,
+    c: &Crash,
+    deposits: &[u64],
+    then: impl Fn(usize, &Keypair) -> Vec<anchor_lang::solana_program::instruction::Instruction>,
+    cosigner: Option<&Keypair>,
+) -> Result<Vec<Keypair>> {
+    let rpc = net.rpc();
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    let wallets: Vec<Keypair> = deposits.iter().map(|_| Keypair::new()).collect();
+    let tokens: Vec<Keypair> = deposits.iter().map(|_| Keypair::new()).collect();
+    let rent = rpc.get_minimum_balance_for_rent_exemption(165)?;
+    land_all(&rpc, wallets.len(), |i, bh| {
+        let mut ixs = vec![solana_system_interface::instruction::transfer(
+            &net.faucet.pubkey(),
+            &wallets[i].pubkey(),
+            1_000_000_000,
+        )];
+        ixs.extend(backstop_client::token::create_token_account(
+            &net.faucet.pubkey(),
+            &tokens[i].pubkey(),
+            rent,
+            &net.mint,
+            &wallets[i].pubkey(),
+            &net.mint_authority.pubkey(),
+            deposits[i],
+        ));
+        Transaction::new_signed_with_payer(
+            &ixs,
+            Some(&net.faucet.pubkey()),
+            &[&net.faucet, &tokens[i], &net.mint_authority],
+            bh,
+        )
+    })
+    .context("funding wallets")?;
+    land_all(&rpc, wallets.len(), |i, bh| {
+        let w = &wallets[i];
+        let mut ixs = vec![
+            ix::create_margin_account(&w.pubkey(), &c.exchange),
+            ix::deposit(&keys, &w.pubkey(), &tokens[i].pubkey(), deposits[i]),
+        ];
+        let extra = then(i, w);
+        let mut signers = vec![w];
+        if !extra.is_empty() {
+            signers.extend(cosigner);
+        }
+        ixs.extend(extra);
+        Transaction::new_signed_with_payer(&ixs, Some(&w.pubkey()), &signers, bh)
+    })
+    .context("opening margin accounts")?;
+    Ok(wallets)
 }
