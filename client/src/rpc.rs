@@ -69,11 +69,13 @@ pub fn margin_accounts_streamed(
     commitment: solana_commitment_config::CommitmentConfig,
     exchange: &Pubkey,
     mut each: impl FnMut(Pubkey, MarginAccount),
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Streamed> {
     use anyhow::Context;
     use serde::de::DeserializeSeed;
     let mut config = margin_accounts_config(exchange);
     config.account_config.commitment = Some(commitment);
+    // The slot the snapshot was read at, so a reader can tell older updates from newer.
+    config.with_context = Some(true);
     let body = serde_json::json!({
         "jsonrpc": "2.0",
         "id": 1,
@@ -93,6 +95,7 @@ pub fn margin_accounts_streamed(
     }
     let mut count = 0;
     let mut failure: Option<String> = None;
+    let mut slot: u64 = 0;
     let mut reader = std::io::BufReader::with_capacity(1 << 16, response);
     let mut de = serde_json::Deserializer::from_reader(&mut reader);
     let mut on_account = |key: &str, data: &str| -> Result<(), String> {
@@ -107,17 +110,27 @@ pub fn margin_accounts_streamed(
     stream::Envelope {
         on_account: &mut on_account,
         error: &mut failure,
+        slot: &mut slot,
     }
     .deserialize(&mut de)
     .with_context(|| format!("reading the getProgramAccounts response from {url}"))?;
     if let Some(e) = failure {
         anyhow::bail!("getProgramAccounts: {e}");
     }
-    Ok(count)
+    Ok(Streamed { count, slot })
 }
 
-/// A JSON-RPC envelope whose `result` is an array of `{pubkey, account: {data: [b64, _]}}`,
-/// visited element by element.
+/// What [`margin_accounts_streamed`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Streamed {
+    pub count: usize,
+    /// The context slot of the response (0 if the node did not give one).
+    pub slot: u64,
+}
+
+/// A JSON-RPC envelope whose `result` is an array of `{pubkey, account: {data: [b64, _]}}`
+/// — or, with `withContext`, `{context: {slot}, value: [...]}` — visited element by
+/// element.
 mod stream {
     use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer};
@@ -127,6 +140,7 @@ mod stream {
     pub struct Envelope<'a, 'b> {
         pub on_account: &'a mut OnAccount<'b>,
         pub error: &'a mut Option<String>,
+        pub slot: &'a mut u64,
     }
 
     #[derive(Deserialize)]
@@ -155,11 +169,54 @@ mod stream {
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
             while let Some(key) = map.next_key::<String>()? {
                 match key.as_str() {
-                    "result" => map.next_value_seed(Accounts(&mut *self.on_account))?,
+                    "result" => map.next_value_seed(Result_ {
+                        on_account: &mut *self.on_account,
+                        slot: &mut *self.slot,
+                    })?,
                     "error" => {
                         let e: serde_json::Value = map.next_value()?;
                         *self.error = Some(e.to_string());
                     }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// `result`: the bare array, or `{context: {slot}, value: array}`.
+    struct Result_<'a, 'b> {
+        on_account: &'a mut OnAccount<'b>,
+        slot: &'a mut u64,
+    }
+
+    #[derive(Deserialize)]
+    struct Context {
+        slot: u64,
+    }
+
+    impl<'de> DeserializeSeed<'de> for Result_<'_, '_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Result_<'_, '_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of keyed accounts, or one with its context")
+        }
+        fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
+            Accounts(self.on_account).visit_seq(seq)
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+            while let Some(key) = map.next_key::<String>()? {
+                match key.as_str() {
+                    "context" => *self.slot = map.next_value::<Context>()?.slot,
+                    "value" => map.next_value_seed(Accounts(&mut *self.on_account))?,
                     _ => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -200,6 +257,8 @@ pub struct ExchangeSnapshot {
     pub markets: Vec<MarketState>,
     /// Cluster time (the clock sysvar) when read.
     pub now: i64,
+    /// The context slot each account was read at: the exchange, the markets, the oracles.
+    pub read_at: Vec<(Pubkey, u64)>,
 }
 
 impl ExchangeSnapshot {
@@ -223,8 +282,16 @@ impl ExchangeSnapshot {
 
 /// Reads an exchange, its markets and their oracle accounts.
 pub fn load_exchange(rpc: &RpcClient, address: &Pubkey) -> anyhow::Result<ExchangeSnapshot> {
-    let ex_data = match rpc.get_account(address) {
-        Ok(a) => a,
+    let mut read_at = vec![];
+    let ex_data = match rpc.get_account_with_commitment(address, rpc.commitment()) {
+        Ok(r) if r.value.is_some() => {
+            read_at.push((*address, r.context.slot));
+            r.value.expect("checked")
+        }
+        Ok(_) => anyhow::bail!(
+            "no exchange at {address} on {}: check --exchange and --url",
+            rpc.url()
+        ),
         Err(e) => anyhow::bail!(
             "no exchange at {address} on {} ({}): check --exchange and --url",
             rpc.url(),
@@ -245,7 +312,9 @@ pub fn load_exchange(rpc: &RpcClient, address: &Pubkey) -> anyhow::Result<Exchan
         .collect();
     let mut keys = market_keys.clone();
     keys.push(solana_sdk_ids::sysvar::clock::ID);
-    let accounts = rpc.get_multiple_accounts(&keys)?;
+    let r = rpc.get_multiple_accounts_with_commitment(&keys, rpc.commitment())?;
+    read_at.extend(market_keys.iter().map(|k| (*k, r.context.slot)));
+    let accounts = r.value;
     let clock: solana_sdk::clock::Clock = accounts
         .last()
         .and_then(|a| a.as_ref())
@@ -262,7 +331,9 @@ pub fn load_exchange(rpc: &RpcClient, address: &Pubkey) -> anyhow::Result<Exchan
     let oracles = if oracle_keys.is_empty() {
         vec![]
     } else {
-        rpc.get_multiple_accounts(&oracle_keys)?
+        let r = rpc.get_multiple_accounts_with_commitment(&oracle_keys, rpc.commitment())?;
+        read_at.extend(oracle_keys.iter().map(|k| (*k, r.context.slot)));
+        r.value
     };
     let markets = markets
         .into_iter()
@@ -285,6 +356,7 @@ pub fn load_exchange(rpc: &RpcClient, address: &Pubkey) -> anyhow::Result<Exchan
         exchange,
         markets,
         now: clock.unix_timestamp,
+        read_at,
     })
 }
 

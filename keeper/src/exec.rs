@@ -21,25 +21,35 @@ use solana_sdk::signature::{Keypair, Signature};
 use solana_sdk::signer::Signer;
 use solana_sdk::transaction::VersionedTransaction;
 
+use backstop::error::BackstopError;
+
 use crate::config::PriorityFee;
 use crate::plan::{Action, Book};
 
 /// Program errors that mean "someone else already did it" (or the state moved on), not a
-/// keeper fault.
-pub const BENIGN: &[&str] = &[
-    "NotLiquidatable",
-    "NothingToLiquidate",
-    "NoPositionInMarket",
-    "NotBankrupt",
-    "AlreadyTallied",
-    "AlreadyClawedBack",
-    "NothingToClawBack",
-    "WrongEpochPhase",
-    "EpochNotReady",
-    "TallyIncomplete",
-    "NotTallied",
-    "NoDeficit",
-];
+/// keeper fault: matched by code, never by text.
+pub const BENIGN: &[BackstopError] = {
+    use BackstopError::*;
+    &[
+        NotLiquidatable,
+        NothingToLiquidate,
+        NoPositionInMarket,
+        NotBankrupt,
+        AlreadyTallied,
+        AlreadyClawedBack,
+        NothingToClawBack,
+        WrongEpochPhase,
+        EpochNotReady,
+        TallyIncomplete,
+        NotTallied,
+        NoDeficit,
+    ]
+};
+
+/// The benign program error `code` is, if any.
+pub fn benign(code: u32) -> Option<BackstopError> {
+    BENIGN.iter().copied().find(|e| u32::from(*e) == code)
+}
 
 /// How an action ended.
 #[derive(Debug)]
@@ -387,7 +397,7 @@ fn classify(f: Failure) -> Outcome {
         return Outcome::BenignRace("AlreadyProcessed".into());
     }
     match &f.error {
-        Some(d) if BENIGN.contains(&d.name.as_str()) => Outcome::BenignRace(d.name.clone()),
+        Some(d) if benign(d.code).is_some() => Outcome::BenignRace(d.name.clone()),
         Some(d) => Outcome::Failed {
             kind: d.name.clone(),
             message: f.to_string(),
@@ -396,5 +406,26 @@ fn classify(f: Failure) -> Outcome {
             kind: "transaction".into(),
             message: f.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn benign_races_are_matched_by_program_error_code() {
+        assert_eq!(
+            benign(BackstopError::AlreadyTallied.into()).map(u32::from),
+            Some(BackstopError::AlreadyTallied.into())
+        );
+        assert!(benign(BackstopError::InsufficientCapital.into()).is_none());
+        // SPL Token's InsufficientFunds (1) is not Backstop's anything.
+        assert!(benign(1).is_none());
+        // Every benign error has its own code.
+        let mut codes: Vec<u32> = BENIGN.iter().map(|e| u32::from(*e)).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), BENIGN.len());
     }
 }

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub bankruptcies: AtomicU64,
     pub rounds_begun: AtomicU64,
     pub tallies: AtomicU64,
+    /// Account writes dropped because the book already held a newer slot's state.
+    pub stale_writes: AtomicU64,
     /// Accounts in confirmed tally transactions.
     pub tallied_accounts: AtomicU64,
     /// Addresses in the keeper's usable lookup tables.
@@ -70,6 +72,7 @@ impl Metrics {
             bankruptcies: AtomicU64::new(0),
             rounds_begun: AtomicU64::new(0),
             tallies: AtomicU64::new(0),
+            stale_writes: AtomicU64::new(0),
             tallied_accounts: AtomicU64::new(0),
             lookup_table_addresses: AtomicU64::new(0),
             clawback_charges: AtomicU64::new(0),
@@ -196,6 +199,12 @@ impl Metrics {
             "backstop_keeper_skipped_keeper_margin_total",
             "Liquidations skipped: the keeper's margin cannot take the position.",
             l(&self.skipped_keeper_margin),
+        );
+        counter(
+            &mut o,
+            "backstop_keeper_stale_writes_dropped_total",
+            "Account updates dropped because the book already held state from a newer slot.",
+            l(&self.stale_writes),
         );
         counter(
             &mut o,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anchor_lang::prelude::Pubkey;
 use anyhow::{Context, Result};
 use backstop::constants::{MAX_CLAWBACK_BATCH, MAX_TALLY_BATCH};
-use backstop::state::{Exchange, PerpMarket};
+use backstop::state::{Exchange, MarginAccount, PerpMarket};
 use backstop_client::batch::max_batch;
 use backstop_client::rpc::{load_exchange, margin_accounts_streamed};
 use backstop_client::view::decode_oracle;
@@ -25,11 +25,30 @@ use crate::lut;
 use crate::metrics::Metrics;
 use crate::plan::{self, Action, BatchSize, Book, Limits, Skip};
 
+/// What a transaction holds while it is in flight, and what a failure backs off: at most
+/// one transaction at a time per lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lock {
+    /// A margin account (liquidation, bankruptcy, a tally or clawback batch member).
+    Account(Pubkey),
+    /// The exchange's round steps (`begin_clawback`, `finalize_tally`).
+    Epoch,
+}
+
+impl std::fmt::Display for Lock {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match self {
+            Lock::Account(k) => write!(f, "account {k}"),
+            Lock::Epoch => f.write_str("epoch"),
+        }
+    }
+}
+
 /// One transaction for a sending thread: the action, its in-flight keys, its
 /// instructions, the lookup tables to compile it with, and when its price was seen.
 type Job = (
     Action,
-    Vec<String>,
+    Vec<Lock>,
     Vec<anchor_lang::solana_program::instruction::Instruction>,
     Vec<solana_sdk::message::AddressLookupTableAccount>,
     Option<(Instant, u64)>,
@@ -40,7 +59,7 @@ pub enum Msg {
     Feed(Update),
     Done {
         action: Action,
-        keys: Vec<String>,
+        keys: Vec<Lock>,
         outcome: Outcome,
         price_seen: Option<(Instant, u64)>,
     },
@@ -56,8 +75,8 @@ pub struct Keeper {
     clock_offset: i64,
     /// When the websocket last delivered the clock sysvar.
     clock_seen: Option<Instant>,
-    in_flight: HashSet<String>,
-    backoff: HashMap<String, (u32, Instant)>,
+    in_flight: HashSet<Lock>,
+    backoff: HashMap<Lock, (u32, Instant)>,
     /// Per market: when (and in which slot) the last oracle change was seen.
     price_seen: HashMap<u16, (Instant, u64)>,
     skip_logged: HashMap<Pubkey, Instant>,
@@ -68,6 +87,10 @@ pub struct Keeper {
     tables: Arc<RwLock<lut::Index>>,
     /// The margin accounts the tables should hold (set at each resync).
     table_wanted: Arc<Mutex<Vec<Pubkey>>>,
+    /// The slot each account in the book was last written from (websocket notification,
+    /// snapshot or refresh context). A write from an older slot is dropped: a long
+    /// resync or a backlog of queued notifications never puts older state over newer.
+    written: HashMap<Pubkey, u64>,
 }
 
 fn local_unix() -> i64 {
@@ -79,40 +102,40 @@ pub fn snapshot(
     rpc: &solana_rpc_client::rpc_client::RpcClient,
     exchange: &Pubkey,
 ) -> Result<(Book, i64)> {
-    let mut book = Book {
+    let snap = read_snapshot(rpc, exchange)?;
+    let book = Book {
         exchange_address: *exchange,
-        ..Default::default()
+        exchange: Some(snap.exchange.exchange),
+        markets: snap.exchange.markets,
+        accounts: snap.accounts,
     };
-    let now = snapshot_into(rpc, &mut book)?;
-    Ok((book, now))
+    Ok((book, snap.exchange.now))
 }
 
-/// Refreshes `book` in place from a full snapshot and returns the cluster time. Accounts
-/// are overwritten as they stream in and the ones the chain no longer has are dropped at
-/// the end, so a resync never holds two books (with 100,000 accounts, holding both
-/// nearly doubled the keeper's peak memory). If the stream breaks midway, what arrived is
-/// fresher than what it replaced and nothing is dropped.
-pub fn snapshot_into(
+/// Everything the keeper reads in a resync, each part with the slot it was read at.
+pub struct Snapshot {
+    pub exchange: backstop_client::rpc::ExchangeSnapshot,
+    pub accounts: HashMap<Pubkey, MarginAccount>,
+    /// The `getProgramAccounts` context slot of `accounts`.
+    pub accounts_slot: u64,
+}
+
+/// Reads the exchange, its markets and oracles, and every margin account.
+pub fn read_snapshot(
     rpc: &solana_rpc_client::rpc_client::RpcClient,
-    book: &mut Book,
-) -> Result<i64> {
-    let snap = load_exchange(rpc, &book.exchange_address)?;
-    let mut seen = HashSet::with_capacity(book.accounts.len());
-    let accounts = &mut book.accounts;
-    margin_accounts_streamed(
-        &rpc.url(),
-        rpc.commitment(),
-        &book.exchange_address,
-        |k, a| {
-            seen.insert(k);
-            accounts.insert(k, a);
-        },
-    )
+    exchange: &Pubkey,
+) -> Result<Snapshot> {
+    let snap = load_exchange(rpc, exchange)?;
+    let mut accounts = HashMap::new();
+    let read = margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a| {
+        accounts.insert(k, a);
+    })
     .context("getProgramAccounts")?;
-    accounts.retain(|k, _| seen.contains(k));
-    book.exchange = Some(snap.exchange);
-    book.markets = snap.markets;
-    Ok(snap.now)
+    Ok(Snapshot {
+        exchange: snap,
+        accounts,
+        accounts_slot: read.slot,
+    })
 }
 
 impl Keeper {
@@ -142,6 +165,85 @@ impl Keeper {
             watch: Arc::new(Mutex::new(vec![])),
             tables: Arc::new(RwLock::new(lut::Index::default())),
             table_wanted: Arc::new(Mutex::new(vec![])),
+            written: HashMap::new(),
+        }
+    }
+
+    /// Whether a write of `key` read at `slot` is at least as new as what the book holds
+    /// (and records it as the newest if so). Slot 0 means "unknown": always accepted,
+    /// recorded as nothing.
+    fn newer(&mut self, key: &Pubkey, slot: u64) -> bool {
+        let held = self.written.get(key).copied().unwrap_or(0);
+        if slot < held {
+            self.metrics.stale_writes.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        if slot > 0 {
+            self.written.insert(*key, slot);
+        }
+        true
+    }
+
+    /// Puts `snap` into the book, account by account, except where the book already
+    /// holds a newer write (a notification that arrived while the snapshot was read).
+    /// Returns the cluster time of the snapshot.
+    pub fn install(&mut self, snap: Snapshot) -> i64 {
+        let slot_of = |k: &Pubkey| {
+            snap.exchange
+                .read_at
+                .iter()
+                .find(|(x, _)| x == k)
+                .map_or(0, |(_, s)| *s)
+        };
+        let ex_key = snap.exchange.address;
+        if self.newer(&ex_key, slot_of(&ex_key)) {
+            self.book.exchange = Some(snap.exchange.exchange.clone());
+        }
+        let mut markets = snap.exchange.markets.clone();
+        for m in &mut markets {
+            let old = self
+                .book
+                .markets
+                .iter()
+                .find(|o| o.market.index == m.market.index)
+                .cloned();
+            if !self.newer(&m.address, slot_of(&m.address)) {
+                if let Some(o) = &old {
+                    m.market = o.market.clone();
+                }
+            }
+            if !self.newer(&m.market.oracle, slot_of(&m.market.oracle)) {
+                if let Some(o) = &old {
+                    m.oracle = o.oracle.clone();
+                }
+            }
+        }
+        self.book.markets = markets;
+        self.install_accounts(snap.accounts, snap.accounts_slot);
+        snap.exchange.now
+    }
+
+    /// The margin-account part of [`Keeper::install`]: every account read at `slot`
+    /// replaces the book's unless the book's is newer; an account the snapshot does not
+    /// have is dropped unless it was written after `slot` (created since).
+    pub fn install_accounts(&mut self, accounts: HashMap<Pubkey, MarginAccount>, slot: u64) {
+        let gone: Vec<Pubkey> = self
+            .book
+            .accounts
+            .keys()
+            .filter(|k| !accounts.contains_key(k))
+            .copied()
+            .collect();
+        for k in gone {
+            if self.newer(&k, slot) {
+                self.book.accounts.remove(&k);
+                self.written.remove(&k);
+            }
+        }
+        for (k, a) in accounts {
+            if self.newer(&k, slot) {
+                self.book.accounts.insert(k, a);
+            }
         }
     }
 
@@ -162,7 +264,8 @@ impl Keeper {
             .map(|m| (m.market.index, m.oracle.clone()))
             .collect();
         let before = self.book.accounts.len();
-        let now = snapshot_into(&self.sender.rpc, &mut self.book)?;
+        let snap = read_snapshot(&self.sender.rpc, &self.settings.exchange)?;
+        let now = self.install(snap);
         for m in &self.book.markets {
             let was = old
                 .iter()
@@ -244,6 +347,9 @@ impl Keeper {
             }
             return false;
         }
+        if !self.newer(&key, slot) {
+            return false;
+        }
         if key == self.settings.exchange {
             if let Ok(e) = decode::exchange(data) {
                 self.book.exchange = Some(e);
@@ -297,15 +403,23 @@ impl Keeper {
         let mut keys = vec![self.settings.exchange, self.keeper_account()];
         keys.extend_from_slice(accounts);
         for chunk in keys.chunks(100) {
-            match self.sender.rpc.get_multiple_accounts(chunk) {
+            let commitment = self.sender.rpc.commitment();
+            match self
+                .sender
+                .rpc
+                .get_multiple_accounts_with_commitment(chunk, commitment)
+            {
                 Ok(found) => {
-                    for (k, a) in chunk.iter().zip(found) {
+                    let slot = found.context.slot;
+                    for (k, a) in chunk.iter().zip(found.value) {
                         match a {
                             Some(a) => {
-                                self.apply(*k, a.owner, &a.data, 0, Instant::now());
+                                self.apply(*k, a.owner, &a.data, slot, Instant::now());
                             }
                             None => {
-                                self.book.accounts.remove(k);
+                                if self.newer(k, slot) {
+                                    self.book.accounts.remove(k);
+                                }
                             }
                         }
                     }
@@ -346,7 +460,7 @@ impl Keeper {
         );
     }
 
-    fn blocked(&self, keys: &[String]) -> bool {
+    fn blocked(&self, keys: &[Lock]) -> bool {
         let now = Instant::now();
         keys.iter().any(|k| {
             self.in_flight.contains(k) || self.backoff.get(k).is_some_and(|(_, until)| *until > now)
@@ -355,7 +469,7 @@ impl Keeper {
 
     /// Everything due now, in priority order: liquidations (worst first), bankruptcies,
     /// then the next epoch step.
-    pub fn decide(&mut self) -> Vec<(Action, Vec<String>)> {
+    pub fn decide(&mut self) -> Vec<(Action, Vec<Lock>)> {
         let now = self.now();
         let t = Instant::now();
         // Prices must still be fresh when the transaction lands, a little after now.
@@ -406,17 +520,20 @@ impl Keeper {
                 }
             }
         }
-        let mut out: Vec<(Action, Vec<String>)> = vec![];
+        let mut out: Vec<(Action, Vec<Lock>)> = vec![];
         for a in liqs.into_iter().chain(plan::bankruptcies(&risks)) {
             if let Action::Liquidate { account, .. } | Action::ResolveBankruptcy { account } = &a {
-                let keys = vec![format!("acct:{account}")];
+                let keys = vec![Lock::Account(*account)];
                 out.push((a, keys));
             }
         }
         let busy: HashSet<Pubkey> = self
             .in_flight
             .iter()
-            .filter_map(|k| k.strip_prefix("acct:")?.parse().ok())
+            .filter_map(|k| match k {
+                Lock::Account(a) => Some(*a),
+                Lock::Epoch => None,
+            })
             .collect();
         let tables = self.tables.read().unwrap();
         self.metrics
@@ -436,7 +553,7 @@ impl Keeper {
                     let free: Vec<Pubkey> =
                         accounts.into_iter().filter(|k| !busy.contains(k)).collect();
                     if !free.is_empty() {
-                        let keys = free.iter().map(|k| format!("acct:{k}")).collect();
+                        let keys = free.iter().map(|k| Lock::Account(*k)).collect();
                         out.push((Action::Tally { accounts: free }, keys));
                     }
                 }
@@ -444,15 +561,15 @@ impl Keeper {
                     let free: Vec<Pubkey> =
                         accounts.into_iter().filter(|k| !busy.contains(k)).collect();
                     if !free.is_empty() {
-                        let keys = free.iter().map(|k| format!("acct:{k}")).collect();
+                        let keys = free.iter().map(|k| Lock::Account(*k)).collect();
                         out.push((Action::Clawback { accounts: free }, keys));
                     }
                 }
                 other => {
                     // Round steps wait for every account operation of the round.
-                    let any_round_work = self.in_flight.iter().any(|k| k.starts_with("acct:"));
+                    let any_round_work = !busy.is_empty();
                     if !any_round_work || matches!(other, Action::BeginClawback) {
-                        out.push((other, vec!["epoch".into()]));
+                        out.push((other, vec![Lock::Epoch]));
                     }
                 }
             }
@@ -464,7 +581,7 @@ impl Keeper {
     fn record(
         &mut self,
         action: &Action,
-        keys: &[String],
+        keys: &[Lock],
         outcome: &Outcome,
         price_seen: Option<(Instant, u64)>,
     ) {
@@ -526,7 +643,7 @@ impl Keeper {
             Outcome::Failed { kind, message } => {
                 self.metrics.error(kind);
                 for k in keys {
-                    let e = self.backoff.entry(k.clone()).or_insert((0, Instant::now()));
+                    let e = self.backoff.entry(*k).or_insert((0, Instant::now()));
                     e.0 += 1;
                     e.1 = Instant::now() + Duration::from_secs((1u64 << e.0.min(6)).min(60));
                 }
@@ -710,7 +827,7 @@ impl Keeper {
                         _ => None,
                     };
                     for k in &keys {
-                        self.in_flight.insert(k.clone());
+                        self.in_flight.insert(*k);
                     }
                     // Round batches name their accounts through the keeper's tables.
                     let tables = match &action {
@@ -819,4 +936,81 @@ pub fn status_text(book: &Book, now: i64, top: usize) -> String {
         );
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anchor_lang::{AccountSerialize, AnchorDeserialize, Space};
+
+    fn keeper() -> Keeper {
+        let exchange = Pubkey::new_unique();
+        let settings = Settings::resolve(&crate::config::Opts {
+            url: Some("http://127.0.0.1:1".into()),
+            exchange: Some(exchange),
+            ..Default::default()
+        })
+        .expect("settings");
+        let sender = Sender::new(
+            &settings.url,
+            solana_sdk::signature::Keypair::new(),
+            200_000,
+            settings.priority_fee,
+            true,
+            Duration::from_secs(1),
+        );
+        Keeper::new(
+            settings,
+            Metrics::new(Duration::from_secs(60)),
+            Arc::new(sender),
+        )
+    }
+
+    fn account(k: &Keeper, capital: u64) -> MarginAccount {
+        let zeros = vec![0u8; MarginAccount::INIT_SPACE];
+        let mut a = MarginAccount::deserialize(&mut &zeros[..]).expect("zeroed account");
+        a.exchange = k.settings.exchange;
+        a.capital = capital;
+        a
+    }
+
+    fn bytes(a: &MarginAccount) -> Vec<u8> {
+        let mut out = vec![];
+        a.try_serialize(&mut out).expect("serialize");
+        out
+    }
+
+    fn capital(k: &Keeper, key: &Pubkey) -> Option<u64> {
+        k.book.accounts.get(key).map(|a| a.capital)
+    }
+
+    #[test]
+    fn a_stale_websocket_write_after_a_resync_never_overwrites_newer_state() {
+        let mut k = keeper();
+        let (a, b) = (Pubkey::new_unique(), Pubkey::new_unique());
+        let now = Instant::now();
+        // A resync read at slot 100.
+        k.install_accounts(HashMap::from([(a, account(&k, 5))]), 100);
+        assert_eq!(capital(&k, &a), Some(5));
+        // A notification from slot 95, queued behind the resync, arrives: dropped.
+        assert!(!k.apply(a, backstop::ID, &bytes(&account(&k, 3)), 95, now));
+        assert_eq!(capital(&k, &a), Some(5));
+        // Same slot or newer: applied.
+        assert!(k.apply(a, backstop::ID, &bytes(&account(&k, 7)), 101, now));
+        assert_eq!(capital(&k, &a), Some(7));
+        // A slow resync whose response is older than what the websocket already gave.
+        k.install_accounts(HashMap::from([(a, account(&k, 6))]), 100);
+        assert_eq!(capital(&k, &a), Some(7), "the newer notification stands");
+        // An account created after the snapshot was read is not dropped by it...
+        assert!(k.apply(b, backstop::ID, &bytes(&account(&k, 9)), 105, now));
+        k.install_accounts(HashMap::from([(a, account(&k, 7))]), 103);
+        assert_eq!(capital(&k, &b), Some(9));
+        // ...but a newer snapshot without it removes it (closed).
+        k.install_accounts(HashMap::from([(a, account(&k, 7))]), 106);
+        assert_eq!(capital(&k, &b), None);
+        // A close notification from before the account's last write is ignored.
+        assert!(!k.apply(a, solana_sdk_ids::system_program::ID, &[], 102, now));
+        assert_eq!(capital(&k, &a), Some(7));
+        assert_eq!(k.metrics.stale_writes.load(Ordering::Relaxed), 4);
+    }
 }
