@@ -94,6 +94,10 @@ impl Index {
                 self.tables.len() - 1
             }
         };
+        // A lagging read can be shorter than what was published: keep the longer list.
+        if addresses.len() < self.tables[i].addresses.len() {
+            return;
+        }
         self.tables[i].addresses = addresses.to_vec();
         for a in addresses {
             self.of.entry(*a).or_insert(i);
@@ -161,7 +165,9 @@ fn load_own(rpc: &RpcClient, authority: &Pubkey) -> Result<Vec<(Pubkey, Vec<Pubk
                 ))]),
                 account_config: RpcAccountInfoConfig {
                     encoding: Some(solana_rpc_client_api::response::UiAccountEncoding::Base64),
-                    commitment: Some(CommitmentConfig::confirmed()),
+                    // Rooted state only: what is published must be usable at once (the
+                    // leader resolves tables against its root bank).
+                    commitment: Some(CommitmentConfig::finalized()),
                     ..Default::default()
                 },
                 ..Default::default()
@@ -322,8 +328,11 @@ impl Maintainer {
         // Publish what the chain holds, not what we asked for: the positions must match.
         let data = self
             .rpc
-            .get_account_data(&address)
-            .context("reading the lookup table back")?;
+            .get_account_with_commitment(&address, CommitmentConfig::finalized())
+            .context("reading the lookup table back")?
+            .value
+            .ok_or_else(|| anyhow!("lookup table {address} is not rooted yet"))?
+            .data;
         let on_chain = AddressLookupTable::deserialize(&data)
             .map_err(|e| anyhow!("lookup table {address}: {e}"))?
             .addresses
@@ -401,6 +410,8 @@ mod tests {
         let mut ix = Index::default();
         ix.publish(t1, &a[..2]);
         ix.publish(t1, &a[..3]);
+        // A lagging (shorter) read never shrinks a published table.
+        ix.publish(t1, &a[..1]);
         ix.publish(t2, &a[2..]);
         assert_eq!(ix.len(), 5);
         assert_eq!(ix.table_of(&a[2]), Some(0), "the first table keeps it");

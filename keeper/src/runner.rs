@@ -125,6 +125,8 @@ pub fn read_snapshot(
     rpc: &solana_rpc_client::rpc_client::RpcClient,
     exchange: &Pubkey,
 ) -> Result<Snapshot> {
+    // A lower bound for the snapshot's slot, should the node not give its context.
+    let before = rpc.get_slot().unwrap_or(0);
     let snap = load_exchange(rpc, exchange)?;
     let mut accounts = HashMap::new();
     let read = margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a| {
@@ -134,7 +136,7 @@ pub fn read_snapshot(
     Ok(Snapshot {
         exchange: snap,
         accounts,
-        accounts_slot: read.slot,
+        accounts_slot: if read.slot > 0 { read.slot } else { before },
     })
 }
 
@@ -173,6 +175,9 @@ impl Keeper {
     /// (and records it as the newest if so). Slot 0 means "unknown": always accepted,
     /// recorded as nothing.
     fn newer(&mut self, key: &Pubkey, slot: u64) -> bool {
+        if slot == 0 {
+            return true;
+        }
         let held = self.written.get(key).copied().unwrap_or(0);
         if slot < held {
             self.metrics.stale_writes.fetch_add(1, Ordering::Relaxed);
@@ -235,9 +240,10 @@ impl Keeper {
             .copied()
             .collect();
         for k in gone {
+            // The removal is recorded at `slot`: a notification from before the close,
+            // still queued, cannot bring the account back.
             if self.newer(&k, slot) {
                 self.book.accounts.remove(&k);
-                self.written.remove(&k);
             }
         }
         for (k, a) in accounts {
@@ -1005,12 +1011,18 @@ mod tests {
         assert!(k.apply(b, backstop::ID, &bytes(&account(&k, 9)), 105, now));
         k.install_accounts(HashMap::from([(a, account(&k, 7))]), 103);
         assert_eq!(capital(&k, &b), Some(9));
-        // ...but a newer snapshot without it removes it (closed).
+        // ...but a newer snapshot without it removes it (closed), and a notification from
+        // before the close, still queued, does not bring it back.
         k.install_accounts(HashMap::from([(a, account(&k, 7))]), 106);
+        assert_eq!(capital(&k, &b), None);
+        assert!(!k.apply(b, backstop::ID, &bytes(&account(&k, 9)), 104, now));
         assert_eq!(capital(&k, &b), None);
         // A close notification from before the account's last write is ignored.
         assert!(!k.apply(a, solana_sdk_ids::system_program::ID, &[], 102, now));
         assert_eq!(capital(&k, &a), Some(7));
-        assert_eq!(k.metrics.stale_writes.load(Ordering::Relaxed), 4);
+        assert_eq!(k.metrics.stale_writes.load(Ordering::Relaxed), 5);
+        // A write whose slot is unknown (0) is taken as it comes.
+        assert!(k.apply(a, backstop::ID, &bytes(&account(&k, 8)), 0, now));
+        assert_eq!(capital(&k, &a), Some(8));
     }
 }
