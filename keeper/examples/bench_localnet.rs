@@ -75,16 +75,6 @@ fn localnet(
     start_with(&cfg, admin, genesis)
 }
 
-fn scenario(net: &Localnet, id: u16, max_age: u32) -> Result<Crash> {
-    let r = crash::deploy_exchange(net, id, max_age)?;
-    Ok(Crash {
-        exchange: r.exchange,
-        market: r.markets[0].1,
-        oracle: r.markets[0].2,
-        people: vec![],
-    })
-}
-
 /// Sets the oracle to `dollars` and returns the slot the update landed in.
 fn set_price_slot(net: &Localnet, c: &Crash, dollars: u64) -> Result<u64> {
     let sig = crash::set_price(net, c, dollars)?;
@@ -128,7 +118,7 @@ fn liquidated_line(k: &KeeperProc, account: &Pubkey) -> Option<(u64, u64, u64)> 
 
 fn latency(n: usize) -> Result<()> {
     let net = localnet("latency", Keypair::new(), vec![])?;
-    let c = scenario(&net, 1, 60)?;
+    let c = crash::empty_exchange(&net, 1, 60)?;
     let rpc = net.rpc();
     let keys = ix::ExchangeKeys::of(c.exchange);
     let mut price = 1_000u64;
@@ -221,54 +211,12 @@ fn latency(n: usize) -> Result<()> {
 
 fn clawback(n: usize, lookup_tables: bool) -> Result<()> {
     let net = localnet("clawback", Keypair::new(), vec![])?;
-    let c = scenario(&net, 1, 600)?;
     let rpc = net.rpc();
-    let keys = ix::ExchangeKeys::of(c.exchange);
-    crash::set_price(&net, &c, 100)?;
-    // The worked example scaled out: a 10x long of 100 PERP at $100 against n shorts.
-    let first = crash::open_accounts(
-        &net,
-        &c,
-        &[1_100 * USDC, 10_000 * USDC],
-        |_, _| vec![],
-        None,
-    )?;
-    let (whale, keeper) = (&first[0], &first[1]);
-    let insurer = Keypair::new();
-    net.fund_sol(&insurer.pubkey(), 1_000_000_000)?;
-    let insurer_token = net.fund_usdc(&insurer.pubkey(), 100 * USDC)?;
-    send(
-        &rpc,
-        &insurer,
-        &[],
-        &[ix::contribute_insurance(
-            &keys,
-            &insurer.pubkey(),
-            &insurer_token,
-            100 * USDC,
-        )],
-    )?;
     let per = 100 * BASE / n as i64;
     let deposit = (10_000 / n as u64).max(10) * USDC;
     let t = Instant::now();
-    crash::open_accounts(
-        &net,
-        &c,
-        &vec![deposit; n],
-        |_, w| {
-            vec![ix::trade(
-                &keys,
-                &whale.pubkey(),
-                &w.pubkey(),
-                &c.market,
-                &c.oracle,
-                per,
-                100_000_000_000,
-                &[],
-            )]
-        },
-        Some(whale),
-    )?;
+    let (c, keeper) = crash::many_winners(&net, 1, n, deposit)?;
+    let keeper = &keeper;
     println!(
         "set-up: {n} winners short {} PERP each against one 10x long, in {:.1} s",
         per as f64 / BASE as f64,
@@ -425,7 +373,7 @@ fn memory(n: usize) -> Result<()> {
         "validator with them in genesis up in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let c = scenario(&net, 1, 600)?;
+    let c = crash::empty_exchange(&net, 1, 600)?;
     assert_eq!(c.exchange, exchange);
     crash::set_price(&net, &c, 100)?;
     let keeper = Keypair::new();

@@ -553,58 +553,9 @@ const BASE_ATOMS: i64 = 1_000_000;
 /// With 70 winners to tally, the keeper's own lookup table lets one v0 `tally` carry up
 /// to 60 accounts (a legacy transaction fits 29): the round takes two tallies, not three.
 fn round_batches_go_through_the_keepers_lookup_table(net: &Localnet) {
-    use backstop_client::ix;
-    use backstop_migrations::send;
     let n = 70usize;
-    let report = crash::deploy_exchange(net, 8, 600).unwrap();
-    let c = Crash {
-        exchange: report.exchange,
-        market: report.markets[0].1,
-        oracle: report.markets[0].2,
-        people: vec![],
-    };
-    let keys = ix::ExchangeKeys::of(c.exchange);
-    crash::set_price(net, &c, 100).unwrap();
-    let first =
-        crash::open_accounts(net, &c, &[1_100 * USDC, 10_000 * USDC], |_, _| vec![], None).unwrap();
-    let (whale, keeper) = (&first[0], &first[1]);
-    // 100 USDC of insurance; a 10x long of 100 PERP against n shorts.
-    let insurer = Keypair::new();
-    net.fund_sol(&insurer.pubkey(), 1_000_000_000).unwrap();
-    let token = net.fund_usdc(&insurer.pubkey(), 100 * USDC).unwrap();
-    send(
-        &net.rpc(),
-        &insurer,
-        &[],
-        &[ix::contribute_insurance(
-            &keys,
-            &insurer.pubkey(),
-            &token,
-            100 * USDC,
-        )],
-    )
-    .unwrap();
-    let per = 100 * BASE_ATOMS / n as i64;
-    crash::open_accounts(
-        net,
-        &c,
-        &vec![200 * USDC; n],
-        |_, w| {
-            vec![ix::trade(
-                &keys,
-                &whale.pubkey(),
-                &w.pubkey(),
-                &c.market,
-                &c.oracle,
-                per,
-                100_000_000_000,
-                &[],
-            )]
-        },
-        Some(whale),
-    )
-    .unwrap();
-    let k = KeeperProc::start(keeper_bin(), net, &c.exchange, keeper, "lut", &[]);
+    let (c, keeper) = crash::many_winners(net, 8, n, 200 * USDC).unwrap();
+    let k = KeeperProc::start(keeper_bin(), net, &c.exchange, &keeper, "lut", &[]);
     k.wait_ready();
     // The keeper extends its table in the background; the round waits for it here only
     // so that the batch sizes below are deterministic.

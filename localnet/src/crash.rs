@@ -360,3 +360,61 @@ pub fn open_accounts(
     .context("opening margin accounts")?;
     Ok(wallets)
 }
+
+/// An exchange with no participants yet (one PERP market, oracle max age `max_age`).
+pub fn empty_exchange(net: &Localnet, id: u16, max_age: u32) -> Result<Crash> {
+    let r = deploy_exchange(net, id, max_age)?;
+    Ok(Crash {
+        exchange: r.exchange,
+        market: r.markets[0].1,
+        oracle: r.markets[0].2,
+        people: vec![],
+    })
+}
+
+/// The worked example scaled out to `n` winners: on a new exchange at $100 with 100 USDC
+/// of insurance, one 10x long of 100 PERP (the whale, 1,100 USDC) against `n` shorts of
+/// `100 / n` PERP, each with `deposit` atoms. Returns the exchange and a funded keeper
+/// wallet (10,000 USDC in its margin account).
+pub fn many_winners(net: &Localnet, id: u16, n: usize, deposit: u64) -> Result<(Crash, Keypair)> {
+    let c = empty_exchange(net, id, 600)?;
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    set_price(net, &c, 100)?;
+    let mut first = open_accounts(net, &c, &[1_100 * USDC, 10_000 * USDC], |_, _| vec![], None)?;
+    let keeper = first.pop().context("keeper wallet")?;
+    let whale = first.pop().context("whale wallet")?;
+    let insurer = Keypair::new();
+    net.fund_sol(&insurer.pubkey(), 1_000_000_000)?;
+    let insurer_token = net.fund_usdc(&insurer.pubkey(), 100 * USDC)?;
+    send(
+        &net.rpc(),
+        &insurer,
+        &[],
+        &[ix::contribute_insurance(
+            &keys,
+            &insurer.pubkey(),
+            &insurer_token,
+            100 * USDC,
+        )],
+    )?;
+    let per = 100 * BASE / n as i64;
+    open_accounts(
+        net,
+        &c,
+        &vec![deposit; n],
+        |_, w| {
+            vec![ix::trade(
+                &keys,
+                &whale.pubkey(),
+                &w.pubkey(),
+                &c.market,
+                &c.oracle,
+                per,
+                100_000_000_000,
+                &[],
+            )]
+        },
+        Some(&whale),
+    )?;
+    Ok((c, keeper))
+}
