@@ -165,6 +165,32 @@ async function signed(tx: Transaction, signers: Signer[]) {
   return { tx, signature: utils.bytes.bs58.encode(tx.signature!) };
 }
 
+type Trader = { kp: Keypair; margin: PublicKey };
+
+/// The accounts of a SOL-PERP trade between `taker` and `maker` (the rest resolve from
+/// the IDL: the oracle through the market, the vaults through the exchange).
+function tradeAccounts(taker: Trader, maker: Trader) {
+  return {
+    taker: taker.kp.publicKey,
+    maker: maker.kp.publicKey,
+    exchange,
+    takerAccount: taker.margin,
+    makerAccount: maker.margin,
+    market: sol.market,
+  };
+}
+
+/// The accounts of a SOL-PERP liquidation of `liquidatee` by `liquidator`.
+function liquidateAccounts(liquidator: Trader, liquidatee: Trader) {
+  return {
+    liquidator: liquidator.kp.publicKey,
+    exchange,
+    liquidatorAccount: liquidator.margin,
+    liquidateeAccount: liquidatee.margin,
+    market: sol.market,
+  };
+}
+
 /// Waits until the validator has acknowledged every websocket subscription this
 /// connection opened. web3.js sends subscribe requests in the background; a transaction
 /// sent before the validator registered the subscription would never be notified.
@@ -303,14 +329,7 @@ const { feed, fixed: px150 } = await oraclePrice(sol.oracle, 9);
 {
   const sig = await program.methods
     .trade(new BN(5_000_000_000), px150)
-    .accounts({
-      taker: alice.kp.publicKey,
-      maker: bob.kp.publicKey,
-      exchange,
-      takerAccount: alice.margin,
-      makerAccount: bob.margin,
-      market: sol.market,
-    })
+    .accounts(tradeAccounts(alice, bob))
     .signers([alice.kp, bob.kp])
     .rpc();
   later("trade", sig, (events) => {
@@ -334,14 +353,7 @@ step("refusal 1: a price outside the oracle band (preflight)");
 await refused("PriceOutsideBand", () =>
   program.methods
     .trade(new BN(1_000_000_000), px150.muln(103).divn(100))
-    .accounts({
-      taker: alice.kp.publicKey,
-      maker: bob.kp.publicKey,
-      exchange,
-      takerAccount: alice.margin,
-      makerAccount: bob.margin,
-      market: sol.market,
-    })
+    .accounts(tradeAccounts(alice, bob))
     .signers([alice.kp, bob.kp])
     .rpc(),
 );
@@ -370,13 +382,7 @@ step("refusal 2: liquidating a healthy account, sent with skipPreflight");
   const { tx, signature } = await signed(
     await program.methods
       .liquidate(new BN(1))
-      .accounts({
-        liquidator: liq.kp.publicKey,
-        exchange,
-        liquidatorAccount: liq.margin,
-        liquidateeAccount: bob.margin,
-        market: sol.market,
-      })
+      .accounts(liquidateAccounts(liq, bob))
       .transaction(),
     [liq.kp],
   );
@@ -403,13 +409,7 @@ step("liquidate alice: the liquidation resolves her bankruptcy and opens the epo
 {
   const sig = await program.methods
     .liquidate(new BN(5_000_000_000))
-    .accounts({
-      liquidator: liq.kp.publicKey,
-      exchange,
-      liquidatorAccount: liq.margin,
-      liquidateeAccount: alice.margin,
-      market: sol.market,
-    })
+    .accounts(liquidateAccounts(liq, alice))
     .signers([liq.kp])
     .rpc();
   later("liquidate", sig, (events) => {
@@ -432,14 +432,7 @@ step("refusal 3: while the deficit is open, trades fill only at the oracle price
 await refused("PriceNotOracle", () =>
   program.methods
     .trade(new BN(1_000_000_000), px120.muln(101).divn(100))
-    .accounts({
-      taker: liq.kp.publicKey,
-      maker: bob.kp.publicKey,
-      exchange,
-      takerAccount: liq.margin,
-      makerAccount: bob.margin,
-      market: sol.market,
-    })
+    .accounts(tradeAccounts(liq, bob))
     .remainingAccounts([])
     .signers([liq.kp, bob.kp])
     .rpc(),
