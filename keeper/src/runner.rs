@@ -180,7 +180,7 @@ impl Keeper {
         }
         let held = self.written.get(key).copied().unwrap_or(0);
         if slot < held {
-            self.metrics.stale_writes.fetch_add(1, Ordering::Relaxed);
+            self.metrics.stale_writes.inc();
             return false;
         }
         if slot > 0 {
@@ -289,11 +289,9 @@ impl Keeper {
         {
             self.clock_offset = now - local_unix();
         }
-        self.metrics.resyncs.fetch_add(1, Ordering::Relaxed);
+        self.metrics.resyncs.inc();
         self.metrics.fresh_data();
-        self.metrics
-            .accounts
-            .store(self.book.accounts.len() as u64, Ordering::Relaxed);
+        self.metrics.accounts.set(self.book.accounts.len() as i64);
         let mut watch = vec![self.settings.exchange];
         watch.extend(self.book.markets.iter().map(|m| m.market.oracle));
         watch.extend(self.book.markets.iter().map(|m| m.address));
@@ -395,9 +393,7 @@ impl Keeper {
                     }
                 }
             }
-            self.metrics
-                .accounts
-                .store(self.book.accounts.len() as u64, Ordering::Relaxed);
+            self.metrics.accounts.set(self.book.accounts.len() as i64);
         } else if data.is_empty() {
             self.book.accounts.remove(&key);
         }
@@ -453,12 +449,8 @@ impl Keeper {
                 }
             }
         }
-        self.metrics
-            .clawback_charges
-            .fetch_add(n, Ordering::Relaxed);
-        self.metrics
-            .clawback_charged_atoms
-            .fetch_add(atoms, Ordering::Relaxed);
+        self.metrics.clawback_charges.inc_by(n);
+        self.metrics.clawback_charged_atoms.inc_by(atoms);
         info!(
             charged_accounts = n,
             charged_atoms = atoms,
@@ -483,18 +475,16 @@ impl Keeper {
         let risks = plan::assess(&self.book, &cache);
         self.metrics
             .health_recompute_micros
-            .store(t.elapsed().as_micros() as u64, Ordering::Relaxed);
+            .set(t.elapsed().as_micros() as i64);
         let liquidatable = risks
             .iter()
             .filter(|r| r.health.is_liquidatable().unwrap_or(false))
             .count();
-        self.metrics
-            .liquidatable
-            .store(liquidatable as u64, Ordering::Relaxed);
+        self.metrics.liquidatable.set(liquidatable as i64);
         if let Some(e) = &self.book.exchange {
             self.metrics
                 .deficit
-                .store(e.books.deficit, Ordering::Relaxed);
+                .set(i64::try_from(e.books.deficit).unwrap_or(i64::MAX));
         }
         let me = self.keeper_account();
         let keeper = self.book.accounts.get(&me).map(|a| (&me, a));
@@ -513,9 +503,7 @@ impl Keeper {
                     .get(&account)
                     .is_some_and(|t| t.elapsed() < Duration::from_secs(30));
                 if !recently {
-                    self.metrics
-                        .skipped_keeper_margin
-                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.skipped_keeper_margin.inc();
                     warn!(
                         %account,
                         market_index,
@@ -542,9 +530,7 @@ impl Keeper {
             })
             .collect();
         let tables = self.tables.read().unwrap();
-        self.metrics
-            .lookup_table_addresses
-            .store(tables.len() as u64, Ordering::Relaxed);
+        self.metrics.lookup_table_addresses.set(tables.len() as i64);
         let table_of = |k: &Pubkey| tables.table_of(k);
         let batching = plan::Batching {
             tally: self.tally_batch,
@@ -599,18 +585,18 @@ impl Keeper {
                 for k in keys {
                     self.backoff.remove(k);
                 }
-                self.metrics.transactions.fetch_add(1, Ordering::Relaxed);
+                self.metrics.transactions.inc();
                 match action {
                     Action::Liquidate {
                         account,
                         market_index,
                         ..
                     } => {
-                        self.metrics.liquidations.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.liquidations.inc();
                         let (ms, slots) = price_seen
                             .map(|(t, s)| {
                                 let secs = t.elapsed().as_secs_f64();
-                                self.metrics.latency.lock().unwrap().observe(secs);
+                                self.metrics.latency.observe(secs);
                                 (
                                     (secs * 1e3) as u64,
                                     if s > 0 { slot.saturating_sub(s) } else { 0 },
@@ -620,18 +606,16 @@ impl Keeper {
                         info!(%account, market_index, %signature, slot, latency_ms = ms, latency_slots = slots, "liquidated");
                     }
                     Action::ResolveBankruptcy { account } => {
-                        self.metrics.bankruptcies.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.bankruptcies.inc();
                         info!(%account, %signature, "bankruptcy resolved");
                     }
                     Action::BeginClawback => {
-                        self.metrics.rounds_begun.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.rounds_begun.inc();
                         info!(%signature, "clawback round begun");
                     }
                     Action::Tally { accounts } => {
-                        self.metrics.tallies.fetch_add(1, Ordering::Relaxed);
-                        self.metrics
-                            .tallied_accounts
-                            .fetch_add(accounts.len() as u64, Ordering::Relaxed);
+                        self.metrics.tallies.inc();
+                        self.metrics.tallied_accounts.inc_by(accounts.len() as u64);
                         info!(accounts = accounts.len(), %signature, "tallied");
                     }
                     Action::FinalizeTally => info!(%signature, "tally finalized"),
@@ -642,7 +626,7 @@ impl Keeper {
                 }
             }
             Outcome::BenignRace(name) => {
-                self.metrics.benign_races.fetch_add(1, Ordering::Relaxed);
+                self.metrics.benign_races.inc();
                 info!(action = action.kind(), error = %name, "already done by someone else (benign race)");
             }
             Outcome::DryRun => info!(action = ?action, "dry run: would send"),
@@ -769,7 +753,7 @@ impl Keeper {
                         last_resync = Instant::now() - self.settings.resync;
                     }
                     Msg::Feed(Update::Disconnected(reason)) => {
-                        self.metrics.ws_reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.ws_reconnects.inc();
                         self.metrics.error("websocket");
                         warn!(%reason, "websocket lost; reconnecting (the periodic resync keeps the book current meanwhile)");
                     }
@@ -780,10 +764,11 @@ impl Keeper {
                         price_seen,
                     } => {
                         self.record(&action, &keys, &outcome, price_seen);
-                        self.metrics.rpc_retries.store(
-                            self.sender.retries.load(Ordering::Relaxed),
-                            Ordering::Relaxed,
-                        );
+                        let retries = self.sender.retries.load(Ordering::Relaxed);
+                        let counted = self.metrics.rpc_retries.get();
+                        self.metrics
+                            .rpc_retries
+                            .inc_by(retries.saturating_sub(counted));
                         if let (Action::Clawback { accounts }, Outcome::Confirmed { .. }) =
                             (&action, &outcome)
                         {
@@ -1020,7 +1005,7 @@ mod tests {
         // A close notification from before the account's last write is ignored.
         assert!(!k.apply(a, solana_sdk_ids::system_program::ID, &[], 102, now));
         assert_eq!(capital(&k, &a), Some(7));
-        assert_eq!(k.metrics.stale_writes.load(Ordering::Relaxed), 5);
+        assert_eq!(k.metrics.stale_writes.get(), 5);
         // A write whose slot is unknown (0) is taken as it comes.
         assert!(k.apply(a, backstop::ID, &bytes(&account(&k, 8)), 0, now));
         assert_eq!(capital(&k, &a), Some(8));
