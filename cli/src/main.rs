@@ -37,23 +37,13 @@ it through test-ledger/backstop/localnet.json."
 )]
 struct Cli {
     /// JSON-RPC URL or moniker: localnet, devnet, testnet, mainnet-beta (or l, d, t, m).
-    #[arg(
-        short = 'u',
-        long,
-        global = true,
-        env = "BACKSTOP_URL",
-        default_value = "localnet"
-    )]
-    url: String,
-    /// Signing keypair file (`~` is expanded).
-    #[arg(
-        short = 'k',
-        long,
-        global = true,
-        env = "BACKSTOP_KEYPAIR",
-        default_value = "~/.config/solana/id.json"
-    )]
-    keypair: String,
+    /// Default: the Solana CLI config's json_rpc_url, else localnet.
+    #[arg(short = 'u', long, global = true, env = "BACKSTOP_URL")]
+    url: Option<String>,
+    /// Signing keypair file (`~` is expanded). Default: the Solana CLI config's
+    /// keypair_path, else ~/.config/solana/id.json.
+    #[arg(short = 'k', long, global = true, env = "BACKSTOP_KEYPAIR")]
+    keypair: Option<String>,
     /// Exchange address. Default: the localnet's, from test-ledger/backstop/localnet.json.
     #[arg(long, global = true, env = "BACKSTOP_EXCHANGE")]
     exchange: Option<Pubkey>,
@@ -309,11 +299,11 @@ impl Ctx {
 }
 
 fn run(cli: Cli) -> Result<Value> {
-    let url = rpc::resolve_url(&cli.url);
+    let cluster = rpc::Cluster::resolve(cli.url.as_deref(), None, cli.keypair.as_deref());
     let ctx = Ctx {
-        rpc: RpcClient::new_with_commitment(url, CommitmentConfig::confirmed()),
+        rpc: RpcClient::new_with_commitment(cluster.url, CommitmentConfig::confirmed()),
         exchange: resolve_exchange(cli.exchange)?,
-        keypair: cli.keypair,
+        keypair: cluster.keypair.to_string_lossy().into_owned(),
         display: cli.output == Output::Display,
     };
     match cli.cmd {

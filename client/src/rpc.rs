@@ -506,17 +506,80 @@ pub fn expand_tilde(p: &str) -> std::path::PathBuf {
     }
 }
 
-/// Solana CLI conventions: `localnet`/`devnet`/`testnet`/`mainnet-beta` (or `l`/`d`/`t`/`m`)
-/// name the usual endpoints; anything else is a URL.
-pub fn resolve_url(url: &str) -> String {
-    match url {
-        "localnet" | "l" => "http://127.0.0.1:8899",
-        "devnet" | "d" => "https://api.devnet.solana.com",
-        "testnet" | "t" => "https://api.testnet.solana.com",
-        "mainnet-beta" | "m" => "https://api.mainnet-beta.solana.com",
-        other => other,
+/// The endpoints and signer a command talks to, resolved the Solana CLI's way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// JSON-RPC URL.
+    pub url: String,
+    /// Websocket URL.
+    pub ws_url: String,
+    /// Signing keypair file (`~` expanded).
+    pub keypair: std::path::PathBuf,
+}
+
+/// What a command uses when nothing names a cluster: the local test validator.
+pub const LOCALNET_URL: &str = "http://127.0.0.1:8899";
+
+impl Cluster {
+    /// Resolves `url`, `ws_url` and `keypair` as the Solana CLI does, through
+    /// `solana-cli-config`: an explicit value first, then the Solana CLI's config file
+    /// (`~/.config/solana/cli/config.yml`, when it exists), then the defaults: the
+    /// localnet (not the CLI's mainnet-beta: a Backstop tool pointed nowhere in particular
+    /// should touch nothing real), and `~/.config/solana/id.json`. URL monikers are the
+    /// CLI's (`mainnet-beta`, `testnet`, `devnet`, `localhost` or `m`/`t`/`d`/`l`), plus
+    /// `localnet`; the websocket URL is derived from the RPC URL (ws/wss, port + 1) unless
+    /// given.
+    pub fn resolve(url: Option<&str>, ws_url: Option<&str>, keypair: Option<&str>) -> Cluster {
+        let file = solana_cli_config::CONFIG_FILE
+            .as_ref()
+            .filter(|p| std::path::Path::new(p).exists())
+            .and_then(|p| solana_cli_config::Config::load(p).ok());
+        Self::resolve_with(url, ws_url, keypair, file.as_ref())
     }
-    .to_string()
+
+    /// [`Cluster::resolve`] with the Solana CLI config given (`None`: no config file).
+    pub fn resolve_with(
+        url: Option<&str>,
+        ws_url: Option<&str>,
+        keypair: Option<&str>,
+        file: Option<&solana_cli_config::Config>,
+    ) -> Cluster {
+        use solana_cli_config::ConfigInput;
+        let moniker = |u: &str| match u {
+            "localnet" => LOCALNET_URL.to_string(),
+            other => other.to_string(),
+        };
+        let url_given = url.is_some();
+        let cmd_url = moniker(url.unwrap_or(""));
+        let cfg_url = moniker(file.map_or(LOCALNET_URL, |f| f.json_rpc_url.as_str()));
+        let (_, url) = ConfigInput::compute_json_rpc_url_setting(&cmd_url, &cfg_url);
+        // The file's websocket URL goes with the file's RPC URL: an RPC URL given here
+        // derives its own (the Solana CLI would pair `-u devnet` with the file's websocket).
+        let file_ws = match file {
+            Some(f) if !url_given => f.websocket_url.as_str(),
+            _ => "",
+        };
+        let (_, ws_url) = ConfigInput::compute_websocket_url_setting(
+            ws_url.unwrap_or(""),
+            file_ws,
+            &cmd_url,
+            &cfg_url,
+        );
+        let (_, keypair) = ConfigInput::compute_keypair_path_setting(
+            keypair.unwrap_or(""),
+            file.map_or("", |f| f.keypair_path.as_str()),
+        );
+        Cluster {
+            url,
+            ws_url,
+            keypair: expand_tilde(&keypair),
+        }
+    }
+}
+
+/// A JSON-RPC URL from a URL or moniker (see [`Cluster::resolve`]).
+pub fn resolve_url(url: &str) -> String {
+    Cluster::resolve_with(Some(url), None, None, None).url
 }
 
 /// The running localnet's exchange, from [`LOCALNET_INFO`]; `how_to_pass` completes the
@@ -533,4 +596,64 @@ pub fn localnet_exchange(how_to_pass: &str) -> anyhow::Result<Pubkey> {
         .as_str()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("{LOCALNET_INFO} has no exchange address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clusters_resolve_the_solana_cli_way() {
+        let home = std::env::var("HOME").unwrap_or_default();
+        let c = Cluster::resolve_with(None, None, None, None);
+        assert_eq!(c.url, LOCALNET_URL);
+        assert_eq!(c.ws_url, "ws://127.0.0.1:8900/");
+        assert!(c.keypair.ends_with(".config/solana/id.json"), "{c:?}");
+        for (moniker, url, ws) in [
+            (
+                "devnet",
+                "https://api.devnet.solana.com",
+                "wss://api.devnet.solana.com/",
+            ),
+            (
+                "t",
+                "https://api.testnet.solana.com",
+                "wss://api.testnet.solana.com/",
+            ),
+            (
+                "testnet",
+                "https://api.testnet.solana.com",
+                "wss://api.testnet.solana.com/",
+            ),
+            (
+                "m",
+                "https://api.mainnet-beta.solana.com",
+                "wss://api.mainnet-beta.solana.com/",
+            ),
+            ("localnet", LOCALNET_URL, "ws://127.0.0.1:8900/"),
+            ("http://h:1000", "http://h:1000", "ws://h:1001/"),
+        ] {
+            let c = Cluster::resolve_with(Some(moniker), None, Some("~/k.json"), None);
+            assert_eq!((c.url.as_str(), c.ws_url.as_str()), (url, ws), "{moniker}");
+            assert_eq!(c.keypair, std::path::PathBuf::from(&home).join("k.json"));
+        }
+        // The Solana CLI's config file comes after explicit values, before the defaults.
+        let file = solana_cli_config::Config {
+            json_rpc_url: "https://rpc.example:8899".into(),
+            websocket_url: "wss://ws.example/".into(),
+            keypair_path: "/keys/cli.json".into(),
+            ..Default::default()
+        };
+        let c = Cluster::resolve_with(None, None, None, Some(&file));
+        assert_eq!(c.url, "https://rpc.example:8899");
+        assert_eq!(c.ws_url, "wss://ws.example/");
+        assert_eq!(c.keypair, std::path::PathBuf::from("/keys/cli.json"));
+        let c = Cluster::resolve_with(Some("d"), Some("ws://mine:1"), Some("/k"), Some(&file));
+        assert_eq!(c.url, "https://api.devnet.solana.com");
+        assert_eq!(c.ws_url, "ws://mine:1");
+        assert_eq!(c.keypair, std::path::PathBuf::from("/k"));
+        let c = Cluster::resolve_with(Some("d"), None, None, Some(&file));
+        assert_eq!(c.ws_url, "wss://api.devnet.solana.com/");
+        assert_eq!(c.keypair, std::path::PathBuf::from("/keys/cli.json"));
+    }
 }

@@ -8,14 +8,13 @@ use backstop_keeper::config::{Cli, Cmd, Settings};
 use backstop_keeper::exec::Sender;
 use backstop_keeper::metrics::{self, Metrics};
 use backstop_keeper::runner::{self, Keeper};
-use clap::Parser;
 use solana_sdk::signature::read_keypair_file;
 use solana_sdk::signer::Signer;
 use tracing::{error, info};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let settings = match Settings::resolve(&cli.opts) {
+    let cli = Cli::load();
+    let settings = match Settings::resolve(&cli.config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("backstop-keeper: {e:#}");

@@ -936,12 +936,15 @@ mod tests {
 
     fn keeper() -> Keeper {
         let exchange = Pubkey::new_unique();
-        let settings = Settings::resolve(&crate::config::Opts {
-            url: Some("http://127.0.0.1:1".into()),
-            exchange: Some(exchange),
-            ..Default::default()
-        })
-        .expect("settings");
+        let cli = crate::config::Cli::load_from([
+            "keeper",
+            "--url",
+            "http://127.0.0.1:1",
+            "--exchange",
+            &exchange.to_string(),
+        ])
+        .expect("flags");
+        let settings = Settings::resolve(&cli.config).expect("settings");
         let sender = Sender::new(
             &settings.url,
             solana_sdk::signature::Keypair::new(),

@@ -20,13 +20,17 @@ struct Args {
     #[arg(long, env = "BACKSTOP_LOCALNET_PORT", default_value_t = 8899)]
     port: u16,
     /// Ledger directory (created if missing).
-    #[arg(long, default_value = "test-ledger")]
+    #[arg(long, env = "BACKSTOP_LOCALNET_LEDGER", default_value = "test-ledger")]
     ledger: PathBuf,
     /// The deploy config of the exchange.
-    #[arg(long, default_value = "migrations/localnet.toml")]
+    #[arg(
+        long,
+        env = "BACKSTOP_LOCALNET_CONFIG",
+        default_value = "migrations/localnet.toml"
+    )]
     config: PathBuf,
     /// Funded demo wallets to create.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, env = "BACKSTOP_LOCALNET_WALLETS", default_value_t = 4)]
     wallets: usize,
     /// Also deploy a demo exchange, start the backstop-keeper binary (built next to this
     /// one) against it, and play a price crash over JSON-RPC: liquidation → bankruptcy →

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anchor_lang::prelude::Pubkey;
 use anyhow::Result;
-use backstop_client::rpc::{expand_tilde, resolve_url};
+use backstop_client::rpc::Cluster;
 use backstop_migrations::{deploy, Config};
 use solana_commitment_config::CommitmentConfig;
 use solana_rpc_client::rpc_client::RpcClient;
@@ -28,17 +28,19 @@ enum Cmd {
     /// through the admin timelock (queued, applied once due).
     Deploy {
         /// The deploy config (see migrations/localnet.toml).
-        #[arg(long)]
+        #[arg(long, env = "BACKSTOP_DEPLOY_CONFIG")]
         config: PathBuf,
         /// The collateral mint.
-        #[arg(long)]
+        #[arg(long, env = "BACKSTOP_MINT")]
         mint: Pubkey,
-        /// JSON-RPC endpoint, or localnet/devnet/testnet/mainnet-beta (l/d/t/m).
-        #[arg(long, short = 'u', env = "BACKSTOP_URL", default_value = "localnet")]
-        url: String,
-        /// The admin keypair.
-        #[arg(long, short = 'k', default_value = "~/.config/solana/id.json")]
-        keypair: String,
+        /// JSON-RPC endpoint, or localnet/devnet/testnet/mainnet-beta (l/d/t/m). Default:
+        /// the Solana CLI config's json_rpc_url, else localnet.
+        #[arg(long, short = 'u', env = "BACKSTOP_URL")]
+        url: Option<String>,
+        /// The admin keypair. Default: the Solana CLI config's keypair_path, else
+        /// ~/.config/solana/id.json.
+        #[arg(long, short = 'k', env = "BACKSTOP_KEYPAIR")]
+        keypair: Option<String>,
     },
 }
 
@@ -50,10 +52,14 @@ fn run() -> Result<()> {
         keypair,
     } = <Cli as clap::Parser>::parse().cmd;
     let config = Config::load(&config)?;
-    let admin = read_keypair_file(expand_tilde(&keypair)).map_err(|e| {
-        anyhow::anyhow!("cannot read keypair {keypair}: {e} (create one with `solana-keygen new`)")
+    let cluster = Cluster::resolve(url.as_deref(), None, keypair.as_deref());
+    let admin = read_keypair_file(&cluster.keypair).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read keypair {}: {e} (create one with `solana-keygen new`)",
+            cluster.keypair.display()
+        )
     })?;
-    let rpc = RpcClient::new_with_commitment(resolve_url(&url), CommitmentConfig::confirmed());
+    let rpc = RpcClient::new_with_commitment(cluster.url, CommitmentConfig::confirmed());
     let report = deploy(&rpc, &admin, &mint, &config)?;
     for s in &report.steps {
         println!("{s}");
