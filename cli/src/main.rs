@@ -498,7 +498,10 @@ fn trade_ix(
     t: &TradeArgs,
     taker: &Pubkey,
     maker: &Pubkey,
-) -> Result<(anchor_lang::solana_program::instruction::Instruction, Value)> {
+) -> Result<(
+    anchor_lang::solana_program::instruction::Instruction,
+    TradeSummary,
+)> {
     let m = snap.find_market(&t.market).ok_or_else(|| {
         let names: Vec<String> = snap.markets.iter().map(|m| m.name()).collect();
         anyhow!(
@@ -553,13 +556,37 @@ fn trade_ix(
         price,
         &pairs,
     );
-    let summary = json!({
-        "market": m.name(), "side": if base_qty > 0 {"buy"} else {"sell"},
-        "size": t.size, "base_qty": base_qty,
-        "price": view::format_price(price, qd, bd, 4), "price_fixed": price,
-        "taker": taker.to_string(), "maker": maker.to_string(),
-    });
+    let summary = TradeSummary {
+        market: m.name(),
+        side: if base_qty > 0 { "buy" } else { "sell" },
+        size: t.size.clone(),
+        base_qty,
+        price: view::format_price(price, qd, bd, 4),
+        price_fixed: price,
+        taker: taker.to_string(),
+        maker: maker.to_string(),
+        transaction: None,
+        signature: None,
+    };
     Ok((ix, summary))
+}
+
+/// What `trade` did, as `--output json` prints it.
+#[derive(Debug, serde::Serialize)]
+struct TradeSummary {
+    market: String,
+    side: &'static str,
+    size: String,
+    base_qty: i64,
+    price: String,
+    price_fixed: u64,
+    taker: String,
+    maker: String,
+    /// The taker-signed transaction (`--sign-only`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transaction: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signature: Option<String>,
 }
 
 fn trade(ctx: &Ctx, t: TradeArgs) -> Result<Value> {
@@ -579,8 +606,8 @@ fn trade(ctx: &Ctx, t: TradeArgs) -> Result<Value> {
             "Signed as taker {}. Send this to the maker {maker}, who runs (within about a minute, before the blockhash expires):\n\n  backstop cosign {encoded} --keypair MAKER.json\n",
             taker.pubkey()
         ));
-        summary["transaction"] = json!(encoded);
-        return Ok(summary);
+        summary.transaction = Some(encoded);
+        return Ok(serde_json::to_value(summary)?);
     }
     let maker_path = t.maker_keypair.clone().ok_or_else(|| {
         anyhow!("the maker must sign: pass --maker-keypair FILE, or --maker PUBKEY --sign-only")
@@ -597,12 +624,12 @@ fn trade(ctx: &Ctx, t: TradeArgs) -> Result<Value> {
         },
         t.size,
         t.market,
-        summary["price"].as_str().unwrap_or(&t.price),
+        summary.price,
         taker.pubkey(),
         maker.pubkey()
     ));
-    summary["signature"] = json!(sig);
-    Ok(summary)
+    summary.signature = Some(sig);
+    Ok(serde_json::to_value(summary)?)
 }
 
 fn cosign(ctx: &Ctx, encoded: &str) -> Result<Value> {
@@ -728,16 +755,16 @@ fn account_show(ctx: &Ctx, address: Option<Pubkey>) -> Result<Value> {
     }
     let view = render::account_view(&snap, &addr, &account);
     if ctx.display {
-        print!("{}", render::account_text(&snap, &view));
+        print!("{}", view.text());
     }
-    Ok(view)
+    Ok(serde_json::to_value(view)?)
 }
 
 fn exchange_show(ctx: &Ctx) -> Result<Value> {
     let snap = ctx.snapshot()?;
     let view = render::exchange_view(&snap);
     if ctx.display {
-        print!("{}", render::exchange_text(&view));
+        print!("{}", view.text());
     }
-    Ok(view)
+    Ok(serde_json::to_value(view)?)
 }
