@@ -1,10 +1,12 @@
-//! Health recomputation per price tick for 1,000 / 10,000 / 100,000 cached accounts, with
-//! the keeper's own code path (`Book::prices` + `plan::assess`: the program's price
-//! guards, a division-free screen of every decoded account, the program's exact health
-//! for any account the screen cannot clear, and those below maintenance sorted worst
-//! first).
+//! Health pass per price tick for 10³ … 10⁶ cached accounts (or the sizes given, e.g.
+//! `1000,100000`), two ways, with the keeper's own code: the full pass (`plan::assess`:
+//! the program's price guards, its division-free screen of every decoded account, exact
+//! health where the screen cannot clear, those below maintenance sorted worst first) and
+//! the incremental one the keeper runs (`screen::HealthPass`: the same screen kept per
+//! market, only holders of a moved market updated, then the same exact step). Both
+//! markets move every tick, so every account is touched: the pass's worst case.
 //!
-//! `cargo run --profile bench-fast -p backstop-bench --example bench_health`
+//! `cargo run --profile bench-fast -p backstop-bench --example bench_health [SIZES]`
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -15,6 +17,7 @@ use backstop::math::oracle_price::RawPrice;
 use backstop::state::{Exchange, MarginAccount, MarketParams, PerpMarket, Position};
 use backstop_client::view::MarketState;
 use backstop_keeper::plan::{assess, Book};
+use backstop_keeper::screen::HealthPass;
 
 fn zeroed<T: AnchorDeserialize + Space>() -> T {
     T::deserialize(&mut &vec![0u8; T::INIT_SPACE][..]).unwrap()
@@ -83,39 +86,79 @@ fn book(n: usize, tick: i64) -> Book {
     }
 }
 
+/// Median, min and max of `times` (ms).
+fn stats(times: &mut [f64]) -> (f64, f64, f64) {
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (times[times.len() / 2], times[0], times[times.len() - 1])
+}
+
 fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .nth(1)
+        .map(|a| {
+            a.split(',')
+                .map(|n| n.parse().expect("sizes: 1000,10000"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![1_000, 10_000, 100_000, 1_000_000]);
     println!(
-        "health recomputation per price tick (prices, screen of every account, exact health where needed, sort of those at risk), {} threads available, 1 used",
+        "health pass per price tick (both markets move: every account is touched), {} threads available, 1 used",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     println!(
-        "{:>10} {:>12} {:>12} {:>12} {:>14} {:>9}",
-        "accounts", "median ms", "min ms", "max ms", "ns/account", "at risk"
+        "{:>10} {:>26} {:>12} {:>12} {:>12} {:>9} {:>14}",
+        "accounts", "pass", "median ms", "min ms", "max ms", "at risk", "ns/account"
     );
-    for n in [1_000usize, 10_000, 100_000] {
+    for n in sizes {
         let mut b = book(n, 0);
-        let mut times = vec![];
-        let mut at_risk = 0;
-        for tick in 0..21 {
+        let set = |b: &mut Book, tick: i64| {
             // A new oracle price each tick (the cached accounts are not re-decoded).
             for m in &mut b.markets {
                 if let Ok(r) = &mut m.oracle {
                     r.price = 100_000_000 + tick * 1_000;
                 }
             }
+        };
+        // Before: the full pass over every cached account (plan::assess).
+        let ticks = if n >= 1_000_000 { 7 } else { 21 };
+        let mut full = vec![];
+        let mut at_risk_full = 0;
+        for tick in 0..ticks {
+            set(&mut b, tick);
             let t = Instant::now();
             let (cache, _) = b.prices(0);
             let risks = assess(&b, &cache);
-            at_risk = std::hint::black_box(&risks).len();
-            times.push(t.elapsed().as_secs_f64() * 1e3);
+            at_risk_full = std::hint::black_box(&risks).len();
+            full.push(t.elapsed().as_secs_f64() * 1e3);
         }
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        let med = times[times.len() / 2];
-        println!(
-            "{n:>10} {med:>12.3} {:>12.3} {:>12.3} {:>14.0} {at_risk:>9}",
-            times[0],
-            times[times.len() - 1],
-            med * 1e6 / n as f64
-        );
+        // Now: the incremental pass (built once, then only the moved markets' holders).
+        let mut pass = HealthPass::new();
+        set(&mut b, 0);
+        let t = Instant::now();
+        let (cache, _) = b.prices(0);
+        std::hint::black_box(pass.assess(&b, &cache));
+        let build_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut inc = vec![];
+        let mut at_risk = 0;
+        for tick in 1..=21 {
+            set(&mut b, tick);
+            let t = Instant::now();
+            let (cache, _) = b.prices(0);
+            let risks = pass.assess(&b, &cache);
+            at_risk = std::hint::black_box(&risks).len();
+            inc.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        assert_eq!(at_risk, at_risk_full, "the two passes disagree");
+        for (name, times, risk) in [
+            ("full (plan::assess)", &mut full, at_risk_full),
+            ("incremental (HealthPass)", &mut inc, at_risk),
+        ] {
+            let (med, min, max) = stats(times);
+            println!(
+                "{n:>10} {name:>26} {med:>12.3} {min:>12.3} {max:>12.3} {risk:>9} {:>14.1}",
+                med * 1e6 / n as f64
+            );
+        }
+        println!("{n:>10} {:>26} {build_ms:>12.3}", "build once (HealthPass)");
     }
 }

@@ -51,38 +51,101 @@ pub fn benign(code: u32) -> Option<BackstopError> {
     BENIGN.iter().copied().find(|e| u32::from(*e) == code)
 }
 
+/// Why a transaction failed: the metrics label and the backoff key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FailKind {
+    /// A program error that is not a benign race, by name (`InsufficientMargin`, or
+    /// another program's).
+    Program(String),
+    /// The runtime refused the transaction without a program error.
+    Transaction,
+    /// RPC or transport errors, expired blockhashes or confirmation timeouts, after the
+    /// retries.
+    Rpc,
+    /// The message could not be compiled or signed.
+    Build,
+}
+
+impl FailKind {
+    /// The `kind` label of `backstop_keeper_errors_total`.
+    pub fn label(&self) -> &str {
+        match self {
+            FailKind::Program(name) => name,
+            FailKind::Transaction => "transaction",
+            FailKind::Rpc => "rpc",
+            FailKind::Build => "build",
+        }
+    }
+}
+
 /// How an action ended.
 #[derive(Debug)]
 pub enum Outcome {
     Confirmed {
         signature: Signature,
         slot: u64,
+        /// The compute-unit limit it requested.
+        compute_units: u32,
     },
     /// Another keeper (or the market) got there first.
     BenignRace(String),
     /// Would have been sent (`--dry-run`).
     DryRun,
     Failed {
-        kind: String,
+        kind: FailKind,
         message: String,
     },
+}
+
+/// A transaction on its way: sent, its confirmation not yet seen.
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    pub signature: Signature,
+    /// The compute-unit limit it requested.
+    pub compute_units: u32,
+    pub at: Instant,
+}
+
+/// What [`Sender::submit`] did.
+#[derive(Debug)]
+pub enum Submitted {
+    /// Sent; confirm it with [`Sender::statuses`].
+    Sent(Sent),
+    /// Ended before sending (simulation refused it, dry run, or RPC failures).
+    Done(Outcome),
+}
+
+/// A landed transaction's status: its slot and its error, if it failed.
+pub type Status = (u64, Option<solana_sdk::transaction::TransactionError>);
+
+/// The compute-unit limit for a transaction whose simulation consumed `consumed`: 20%
+/// more, plus 1,000 for the compute-budget instructions and account-size variation,
+/// rounded up, within `cap`.
+pub fn size_units(consumed: u64, cap: u32) -> u32 {
+    let sized = consumed.saturating_mul(6).div_ceil(5).saturating_add(1_000);
+    u32::try_from(sized).unwrap_or(u32::MAX).min(cap)
 }
 
 pub struct Sender {
     pub rpc: RpcClient,
     pub payer: Keypair,
+    /// The most compute units any transaction may request (`--compute-unit-limit`).
     pub compute_unit_limit: u32,
     pub priority_fee: PriorityFee,
     pub dry_run: bool,
     pub confirm_timeout: Duration,
     /// Attempts that had to be retried (transport errors, expired blockhashes, timeouts).
     pub retries: std::sync::atomic::AtomicU64,
+    /// Whether the program's compute is metered (an SBF program): then each transaction
+    /// requests what its simulation consumed; otherwise (a native builtin, as on this
+    /// machine's localnet) the per-action fallback.
+    metered: std::sync::atomic::AtomicBool,
     blockhash: Mutex<Option<(Hash, Instant)>>,
     fee_cache: Mutex<Option<(u64, Instant)>>,
 }
 
 /// Attempts per action before giving up (each with a fresh blockhash).
-const ATTEMPTS: u32 = 3;
+pub const ATTEMPTS: u32 = 3;
 
 impl Sender {
     pub fn new(
@@ -105,9 +168,26 @@ impl Sender {
             dry_run,
             confirm_timeout,
             retries: Default::default(),
+            metered: std::sync::atomic::AtomicBool::new(true),
             blockhash: Mutex::new(None),
             fee_cache: Mutex::new(None),
         }
+    }
+
+    /// Reads how the program runs: a native builtin (owned by the native loader) is not
+    /// metered, so its simulations cannot size compute. Returns whether it is metered.
+    pub fn detect_metering(&self) -> bool {
+        let metered = match self.rpc.get_account(&backstop::ID) {
+            Ok(a) => a.owner != solana_sdk_ids::native_loader::ID,
+            Err(_) => true,
+        };
+        self.metered
+            .store(metered, std::sync::atomic::Ordering::Relaxed);
+        metered
+    }
+
+    pub fn metered(&self) -> bool {
+        self.metered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The instructions of `action` (without compute budget).
@@ -198,10 +278,19 @@ impl Sender {
         }
     }
 
-    /// Simulates, sends and confirms `ixs`, retrying with a fresh blockhash on expiry or
-    /// transport errors (backoff 0.5 s, 1 s, 2 s). With lookup `tables`, as a v0
-    /// transaction that names the tables' accounts by index; otherwise legacy.
-    pub fn execute(&self, ixs: Vec<Instruction>, tables: &[AddressLookupTableAccount]) -> Outcome {
+    /// Simulates, sizes, signs and sends `ixs`, without waiting for the confirmation.
+    /// The simulation asks for `--compute-unit-limit` units when the program is metered
+    /// (the sent transaction then requests [`size_units`] of what it consumed), and for
+    /// `fallback_units` otherwise; the priority fee is paid on the requested limit.
+    /// Expired blockhashes and transport errors are retried with a fresh blockhash
+    /// (backoff 0.5 s, 1 s). With lookup `tables`, a v0 transaction that names the
+    /// tables' accounts by index; otherwise legacy.
+    pub fn submit(
+        &self,
+        ixs: &[Instruction],
+        tables: &[AddressLookupTableAccount],
+        fallback_units: u32,
+    ) -> Submitted {
         let writable: Vec<Pubkey> = ixs
             .iter()
             .flat_map(|i| {
@@ -211,11 +300,18 @@ impl Sender {
                     .map(|a| a.pubkey)
             })
             .collect();
-        let mut all = vec![
-            set_compute_unit_limit(self.compute_unit_limit),
-            set_compute_unit_price(self.priority_fee(&writable)),
-        ];
-        all.extend(ixs);
+        let price = self.priority_fee(&writable);
+        let metered = self.metered();
+        let simulated_limit = if metered {
+            self.compute_unit_limit
+        } else {
+            fallback_units.min(self.compute_unit_limit)
+        };
+        let with_budget = |limit: u32| {
+            let mut all = vec![set_compute_unit_limit(limit), set_compute_unit_price(price)];
+            all.extend(ixs.iter().cloned());
+            all
+        };
         let mut last_err = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -230,16 +326,17 @@ impl Sender {
                     continue;
                 }
             };
-            let tx = match self.sign(&all, tables, blockhash) {
+            let mut tx = match self.sign(&with_budget(simulated_limit), tables, blockhash) {
                 Ok(tx) => tx,
                 Err(message) => {
-                    return Outcome::Failed {
-                        kind: "build".into(),
+                    return Submitted::Done(Outcome::Failed {
+                        kind: FailKind::Build,
                         message,
-                    }
+                    })
                 }
             };
-            // Simulation: catches races and program errors without paying a fee.
+            // Simulation: catches races and program errors without paying a fee, and
+            // measures the compute the transaction needs.
             let sim = self.rpc.simulate_transaction_with_config(
                 &tx,
                 RpcSimulateTransactionConfig {
@@ -249,7 +346,7 @@ impl Sender {
                     ..Default::default()
                 },
             );
-            match sim {
+            let consumed = match sim {
                 Ok(r) => {
                     if let Some(err) = r.value.err {
                         let f = failure_of(&err.into(), r.value.logs.unwrap_or_default());
@@ -257,54 +354,87 @@ impl Sender {
                             last_err = f.to_string();
                             continue;
                         }
-                        return classify(f);
+                        return Submitted::Done(classify(f));
                     }
+                    r.value.units_consumed
                 }
                 Err(e) => {
                     last_err = format!("simulateTransaction: {e}");
                     continue;
                 }
-            }
+            };
+            let limit = match consumed {
+                Some(units) if metered && units > 0 => {
+                    let sized = size_units(units, self.compute_unit_limit);
+                    match self.sign(&with_budget(sized), tables, blockhash) {
+                        Ok(t) => tx = t,
+                        Err(message) => {
+                            return Submitted::Done(Outcome::Failed {
+                                kind: FailKind::Build,
+                                message,
+                            })
+                        }
+                    }
+                    sized
+                }
+                _ => simulated_limit,
+            };
             if self.dry_run {
-                return Outcome::DryRun;
+                return Submitted::Done(Outcome::DryRun);
             }
-            let sig = match self.rpc.send_transaction_with_config(
+            match self.rpc.send_transaction_with_config(
                 &tx,
                 RpcSendTransactionConfig {
                     skip_preflight: true,
                     ..Default::default()
                 },
             ) {
-                Ok(s) => s,
+                Ok(signature) => {
+                    return Submitted::Sent(Sent {
+                        signature,
+                        compute_units: limit,
+                        at: Instant::now(),
+                    })
+                }
                 Err(e) => {
                     if let Some(f) = failure(&e) {
-                        return classify(f);
+                        return Submitted::Done(classify(f));
                     }
                     last_err = format!("sendTransaction: {e}");
-                    continue;
                 }
-            };
-            match self.confirm(&sig) {
-                Ok(Some((slot, None))) => {
-                    return Outcome::Confirmed {
-                        signature: sig,
-                        slot,
-                    };
-                }
-                Ok(Some((_, Some(err)))) => {
-                    let logs = self.logs(&sig);
-                    return classify(failure_of(&err, logs));
-                }
-                Ok(None) => {
-                    last_err = format!("{sig} not confirmed within {:?}", self.confirm_timeout)
-                }
-                Err(e) => last_err = e,
             }
         }
-        Outcome::Failed {
-            kind: "rpc".into(),
+        Submitted::Done(Outcome::Failed {
+            kind: FailKind::Rpc,
             message: format!("gave up after {ATTEMPTS} attempts: {last_err}"),
+        })
+    }
+
+    /// The statuses of `sigs` that reached `confirmed`, in order (`None`: not yet), one
+    /// `getSignatureStatuses` call per 256.
+    pub fn statuses(&self, sigs: &[Signature]) -> Result<Vec<Option<Status>>, String> {
+        let mut out = Vec::with_capacity(sigs.len());
+        for chunk in sigs.chunks(256) {
+            let r = self
+                .rpc
+                .get_signature_statuses(chunk)
+                .map_err(|e| format!("getSignatureStatuses: {e}"))?;
+            out.extend(r.value.into_iter().map(|st| {
+                st.filter(|st| st.satisfies_commitment(CommitmentConfig::confirmed()))
+                    .map(|st| (st.slot, st.err))
+            }));
         }
+        Ok(out)
+    }
+
+    /// How a landed transaction that failed with `err` ended (one attempt at its logs, to
+    /// name the failing program; the error code alone names a Backstop error).
+    pub fn failed(
+        &self,
+        sig: &Signature,
+        err: &solana_sdk::transaction::TransactionError,
+    ) -> Outcome {
+        classify(failure_of(err, self.logs(sig)))
     }
 
     /// A signed transaction: v0 through `tables` when there are any, legacy otherwise.
@@ -329,35 +459,6 @@ impl Sender {
         VersionedTransaction::try_new(message, &[&self.payer]).map_err(|e| format!("signing: {e}"))
     }
 
-    /// Polls the signature status until confirmed, failed, or the timeout.
-    #[allow(clippy::type_complexity)]
-    fn confirm(
-        &self,
-        sig: &Signature,
-    ) -> Result<Option<(u64, Option<solana_sdk::transaction::TransactionError>)>, String> {
-        let start = Instant::now();
-        let mut errors = 0;
-        while start.elapsed() < self.confirm_timeout {
-            match self.rpc.get_signature_statuses(&[*sig]) {
-                Ok(r) => {
-                    if let Some(Some(st)) = r.value.first() {
-                        if st.satisfies_commitment(CommitmentConfig::confirmed()) {
-                            return Ok(Some((st.slot, st.err.clone())));
-                        }
-                    }
-                }
-                Err(e) => {
-                    errors += 1;
-                    if errors > 20 {
-                        return Err(format!("getSignatureStatuses: {e}"));
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(None)
-    }
-
     /// The logs of a landed transaction (to decode why it failed).
     fn logs(&self, sig: &Signature) -> Vec<String> {
         use solana_rpc_client_api::config::RpcTransactionConfig;
@@ -366,16 +467,12 @@ impl Sender {
             commitment: Some(CommitmentConfig::confirmed()),
             max_supported_transaction_version: Some(0),
         };
-        for _ in 0..5 {
-            if let Ok(tx) = self.rpc.get_transaction_with_config(sig, cfg) {
-                if let Some(meta) = tx.transaction.meta {
-                    let logs: Option<Vec<String>> = meta.log_messages.into();
-                    return logs.unwrap_or_default();
-                }
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        vec![]
+        self.rpc
+            .get_transaction_with_config(sig, cfg)
+            .ok()
+            .and_then(|tx| tx.transaction.meta)
+            .and_then(|meta| Option::<Vec<String>>::from(meta.log_messages))
+            .unwrap_or_default()
     }
 }
 
@@ -399,11 +496,11 @@ fn classify(f: Failure) -> Outcome {
     match &f.error {
         Some(d) if benign(d.code).is_some() => Outcome::BenignRace(d.name.clone()),
         Some(d) => Outcome::Failed {
-            kind: d.name.clone(),
+            kind: FailKind::Program(d.name.clone()),
             message: f.to_string(),
         },
         None => Outcome::Failed {
-            kind: "transaction".into(),
+            kind: FailKind::Transaction,
             message: f.to_string(),
         },
     }
@@ -412,6 +509,23 @@ fn classify(f: Failure) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compute_is_sized_from_the_simulation_within_the_cap() {
+        assert_eq!(size_units(0, 1_400_000), 1_000);
+        assert_eq!(size_units(100_000, 1_400_000), 121_000);
+        // Rounded up: 6 × 7 / 5 = 8.4 → 9.
+        assert_eq!(size_units(7, 1_400_000), 1_009);
+        assert_eq!(size_units(1_300_000, 1_400_000), 1_400_000);
+        assert_eq!(size_units(u64::MAX, 200_000), 200_000);
+        // Never below what was consumed, monotone in it.
+        let mut last = 0;
+        for units in (0..1_400_000u64).step_by(9_973) {
+            let s = size_units(units, 1_400_000);
+            assert!(u64::from(s) >= units.min(1_400_000) && s >= last);
+            last = s;
+        }
+    }
 
     #[test]
     fn benign_races_are_matched_by_program_error_code() {

@@ -11,6 +11,7 @@
 //! - [`metrics`]: Prometheus `/metrics` and `/healthz`;
 //! - [`config`]: flags, environment, TOML.
 
+pub mod backoff;
 pub mod config;
 pub mod exec;
 pub mod feed;
@@ -18,3 +19,4 @@ pub mod lut;
 pub mod metrics;
 pub mod plan;
 pub mod runner;
+pub mod screen;

@@ -88,7 +88,7 @@ pub fn riskiest(book: &Book, cache: &PriceCache, n: usize) -> Vec<Risk> {
     out
 }
 
-fn risk(cache: &PriceCache, k: &Pubkey, a: &MarginAccount) -> Option<Risk> {
+pub(crate) fn risk(cache: &PriceCache, k: &Pubkey, a: &MarginAccount) -> Option<Risk> {
     let h = view::health(cache, a)?;
     Some(Risk {
         account: *k,
@@ -97,7 +97,7 @@ fn risk(cache: &PriceCache, k: &Pubkey, a: &MarginAccount) -> Option<Risk> {
     })
 }
 
-fn order(a: &Risk, b: &Risk) -> std::cmp::Ordering {
+pub(crate) fn order(a: &Risk, b: &Risk) -> std::cmp::Ordering {
     a.maintenance_health
         .cmp(&b.maintenance_health)
         .then(a.account.cmp(&b.account))
@@ -125,15 +125,19 @@ pub enum Action {
 }
 
 impl Action {
-    /// In-flight dedupe key: one transaction at a time per account / epoch step.
-    pub fn key(&self) -> String {
+    /// Compute units to request when the simulation cannot measure them (a program that
+    /// is not metered, such as the native builtin on this machine's localnet). Generous
+    /// per-action estimates for the SBF build (every instruction's work is bounded by its
+    /// account list); on a metered program the simulation's figure replaces them.
+    pub fn fallback_units(&self) -> u32 {
+        let per = |n: usize, each: u32| u32::try_from(n).unwrap_or(u32::MAX).saturating_mul(each);
         match self {
-            Action::Liquidate { account, .. } => format!("liquidate:{account}"),
-            Action::ResolveBankruptcy { account } => format!("bankrupt:{account}"),
-            Action::BeginClawback => "begin_clawback".into(),
-            Action::Tally { accounts } => format!("tally:{}", accounts[0]),
-            Action::FinalizeTally => "finalize_tally".into(),
-            Action::Clawback { accounts } => format!("clawback:{}", accounts[0]),
+            Action::Liquidate { .. } => 300_000,
+            Action::ResolveBankruptcy { .. } => 100_000,
+            Action::BeginClawback => 200_000,
+            Action::Tally { accounts } => 40_000u32.saturating_add(per(accounts.len(), 15_000)),
+            Action::FinalizeTally => 60_000,
+            Action::Clawback { accounts } => 40_000u32.saturating_add(per(accounts.len(), 25_000)),
         }
     }
 

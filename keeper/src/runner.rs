@@ -18,12 +18,14 @@ use crossbeam_channel::{Receiver, Sender as ChanSender};
 use solana_sdk::signer::Signer;
 use tracing::{debug, error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::Settings;
-use crate::exec::{Outcome, Sender};
+use crate::exec::{Outcome, Sender, Sent, Submitted, ATTEMPTS};
 use crate::feed::{self, Update};
 use crate::lut;
 use crate::metrics::Metrics;
 use crate::plan::{self, Action, BatchSize, Book, Limits, Skip};
+use crate::screen::HealthPass;
 
 /// What a transaction holds while it is in flight, and what a failure backs off: at most
 /// one transaction at a time per lock.
@@ -44,15 +46,23 @@ impl std::fmt::Display for Lock {
     }
 }
 
-/// One transaction for a sending thread: the action, its in-flight keys, its
-/// instructions, the lookup tables to compile it with, and when its price was seen.
-type Job = (
-    Action,
-    Vec<Lock>,
-    Vec<anchor_lang::solana_program::instruction::Instruction>,
-    Vec<solana_sdk::message::AddressLookupTableAccount>,
-    Option<(Instant, u64)>,
-);
+/// One transaction for a sending thread: the action, its in-flight locks, its
+/// instructions, the lookup tables to compile it with, when its price was seen, and how
+/// many times it was sent before.
+pub struct Job {
+    action: Action,
+    keys: Vec<Lock>,
+    ixs: Vec<anchor_lang::solana_program::instruction::Instruction>,
+    tables: Vec<solana_sdk::message::AddressLookupTableAccount>,
+    price_seen: Option<(Instant, u64)>,
+    attempt: u32,
+}
+
+/// A sent transaction the confirmer watches.
+struct Pending {
+    job: Job,
+    sent: Sent,
+}
 
 /// Messages into the decision loop.
 pub enum Msg {
@@ -65,6 +75,17 @@ pub enum Msg {
     },
 }
 
+impl Msg {
+    fn done(job: Job, outcome: Outcome) -> Msg {
+        Msg::Done {
+            action: job.action,
+            keys: job.keys,
+            outcome,
+            price_seen: job.price_seen,
+        }
+    }
+}
+
 pub struct Keeper {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
@@ -75,8 +96,12 @@ pub struct Keeper {
     clock_offset: i64,
     /// When the websocket last delivered the clock sysvar.
     clock_seen: Option<Instant>,
+    /// The incremental health pass over the book.
+    pass: HealthPass,
     in_flight: HashSet<Lock>,
-    backoff: HashMap<Lock, (u32, Instant)>,
+    /// Jobs handed to the senders and not yet ended (sent and unconfirmed included).
+    outstanding: usize,
+    backoff: Backoff,
     /// Per market: when (and in which slot) the last oracle change was seen.
     price_seen: HashMap<u16, (Instant, u64)>,
     skip_logged: HashMap<Pubkey, Instant>,
@@ -152,8 +177,10 @@ impl Keeper {
             sender,
             clock_offset: 0,
             clock_seen: None,
+            pass: HealthPass::new(),
             in_flight: HashSet::new(),
-            backoff: HashMap::new(),
+            outstanding: 0,
+            backoff: Backoff::default(),
             price_seen: HashMap::new(),
             skip_logged: HashMap::new(),
             tally_batch: BatchSize {
@@ -225,6 +252,8 @@ impl Keeper {
         }
         self.book.markets = markets;
         self.install_accounts(snap.accounts, snap.accounts_slot);
+        // A full snapshot may change any account: the health pass rebuilds.
+        self.pass.reset();
         snap.exchange.now
     }
 
@@ -243,18 +272,30 @@ impl Keeper {
             // The removal is recorded at `slot`: a notification from before the close,
             // still queued, cannot bring the account back.
             if self.newer(&k, slot) {
-                self.book.accounts.remove(&k);
+                self.drop_account(&k);
             }
         }
         for (k, a) in accounts {
             if self.newer(&k, slot) {
-                self.book.accounts.insert(k, a);
+                self.put_account(k, a);
             }
         }
     }
 
     pub fn now(&self) -> i64 {
         local_unix() + self.clock_offset
+    }
+
+    /// Every write of a margin account into the book goes through here or
+    /// [`Keeper::drop_account`], so the health pass re-screens it.
+    fn put_account(&mut self, key: Pubkey, a: MarginAccount) {
+        self.pass.touch(key);
+        self.book.accounts.insert(key, a);
+    }
+
+    fn drop_account(&mut self, key: &Pubkey) {
+        self.pass.touch(*key);
+        self.book.accounts.remove(key);
     }
 
     fn keeper_account(&self) -> Pubkey {
@@ -384,18 +425,18 @@ impl Keeper {
         if owner == backstop::ID {
             match decode::margin_account(data) {
                 Ok(a) if a.exchange == self.settings.exchange => {
-                    self.book.accounts.insert(key, a);
+                    self.put_account(key, a);
                 }
                 _ => {
                     // Closed (zero data) or not a margin account of this exchange.
                     if data.is_empty() {
-                        self.book.accounts.remove(&key);
+                        self.drop_account(&key);
                     }
                 }
             }
             self.metrics.accounts.set(self.book.accounts.len() as i64);
         } else if data.is_empty() {
-            self.book.accounts.remove(&key);
+            self.drop_account(&key);
         }
         true
     }
@@ -420,7 +461,7 @@ impl Keeper {
                             }
                             None => {
                                 if self.newer(k, slot) {
-                                    self.book.accounts.remove(k);
+                                    self.drop_account(k);
                                 }
                             }
                         }
@@ -460,9 +501,8 @@ impl Keeper {
 
     fn blocked(&self, keys: &[Lock]) -> bool {
         let now = Instant::now();
-        keys.iter().any(|k| {
-            self.in_flight.contains(k) || self.backoff.get(k).is_some_and(|(_, until)| *until > now)
-        })
+        keys.iter()
+            .any(|k| self.in_flight.contains(k) || self.backoff.blocked(k, now))
     }
 
     /// Everything due now, in priority order: liquidations (worst first), bankruptcies,
@@ -472,7 +512,7 @@ impl Keeper {
         let t = Instant::now();
         // Prices must still be fresh when the transaction lands, a little after now.
         let (cache, _) = self.book.prices(now + self.settings.oracle_margin_secs);
-        let risks = plan::assess(&self.book, &cache);
+        let risks = self.pass.assess(&self.book, &cache);
         self.metrics
             .health_recompute_micros
             .set(t.elapsed().as_micros() as i64);
@@ -580,11 +620,15 @@ impl Keeper {
         for k in keys {
             self.in_flight.remove(k);
         }
+        self.outstanding = self.outstanding.saturating_sub(1);
+        self.metrics.in_flight.set(self.outstanding as i64);
         match outcome {
-            Outcome::Confirmed { signature, slot } => {
-                for k in keys {
-                    self.backoff.remove(k);
-                }
+            Outcome::Confirmed {
+                signature,
+                slot,
+                compute_units,
+            } => {
+                self.backoff.succeed(keys);
                 self.metrics.transactions.inc();
                 match action {
                     Action::Liquidate {
@@ -603,7 +647,7 @@ impl Keeper {
                                 )
                             })
                             .unwrap_or((0, 0));
-                        info!(%account, market_index, %signature, slot, latency_ms = ms, latency_slots = slots, "liquidated");
+                        info!(%account, market_index, %signature, slot, latency_ms = ms, latency_slots = slots, compute_units, "liquidated");
                     }
                     Action::ResolveBankruptcy { account } => {
                         self.metrics.bankruptcies.inc();
@@ -631,13 +675,17 @@ impl Keeper {
             }
             Outcome::DryRun => info!(action = ?action, "dry run: would send"),
             Outcome::Failed { kind, message } => {
-                self.metrics.error(kind);
-                for k in keys {
-                    let e = self.backoff.entry(*k).or_insert((0, Instant::now()));
-                    e.0 += 1;
-                    e.1 = Instant::now() + Duration::from_secs((1u64 << e.0.min(6)).min(60));
-                }
-                error!(action = action.kind(), kind = %kind, error = %message, "transaction failed; backing off this account");
+                self.metrics.error(kind.label());
+                let now = Instant::now();
+                self.backoff.prune(now);
+                let delay = self.backoff.fail(keys, kind, now);
+                error!(
+                    action = action.kind(),
+                    kind = kind.label(),
+                    error = %message,
+                    backoff_ms = delay.as_millis() as u64,
+                    "transaction failed; backing off what it locked"
+                );
             }
         }
     }
@@ -702,29 +750,50 @@ impl Keeper {
                 }
             });
         }
+        if !self.sender.detect_metering() {
+            info!("the Backstop program runs unmetered (a native builtin): transactions request the per-action fallback compute limits");
+        }
         let (jtx, jrx) = crossbeam_channel::unbounded::<Job>();
+        let (ptx, prx) = crossbeam_channel::unbounded::<Pending>();
+        // Senders simulate, size, sign and send; they never wait for a confirmation.
         for i in 0..self.settings.workers {
             let jrx = jrx.clone();
+            let ptx = ptx.clone();
             let tx = tx.clone();
             let sender = self.sender.clone();
+            let metrics = self.metrics.clone();
             std::thread::Builder::new()
                 .name(format!("sender-{i}"))
                 .spawn(move || {
-                    for (action, keys, ixs, tables, price_seen) in jrx {
-                        let outcome = sender.execute(ixs, &tables);
-                        if tx
-                            .send(Msg::Done {
-                                action,
-                                keys,
-                                outcome,
-                                price_seen,
-                            })
-                            .is_err()
-                        {
-                            break;
+                    for job in jrx {
+                        match sender.submit(&job.ixs, &job.tables, job.action.fallback_units()) {
+                            Submitted::Sent(sent) => {
+                                metrics.compute_unit_limit.set(sent.compute_units.into());
+                                if ptx.send(Pending { job, sent }).is_err() {
+                                    break;
+                                }
+                            }
+                            Submitted::Done(outcome) => {
+                                if tx.send(Msg::done(job, outcome)).is_err() {
+                                    break;
+                                }
+                            }
                         }
                     }
                 })?;
+        }
+        drop(ptx);
+        // One confirmer for every sent transaction: a getSignatureStatuses call per 256
+        // pending every 200 ms; a transaction not confirmed within --confirm-timeout-secs
+        // is simulated and sent again (fresh blockhash), up to ATTEMPTS times.
+        {
+            let sender = self.sender.clone();
+            let tx = tx.clone();
+            let jtx = jtx.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("confirmer".into())
+                .spawn(move || confirm_loop(&sender, &prx, &tx, &jtx, &stop))?;
         }
         let mut last_resync = Instant::now();
         let mut last_decide = Instant::now() - Duration::from_secs(10);
@@ -796,6 +865,14 @@ impl Keeper {
                 dirty = false;
                 last_decide = Instant::now();
                 for (action, keys) in self.decide() {
+                    // Riskiest first: what does not fit waits for the next pass.
+                    if self.outstanding >= self.settings.max_in_flight {
+                        debug!(
+                            in_flight = self.outstanding,
+                            "in-flight limit reached; the rest waits"
+                        );
+                        break;
+                    }
                     let Some(ixs) = self.sender.instructions(&self.book, &action) else {
                         continue;
                     };
@@ -833,7 +910,16 @@ impl Keeper {
                         lookup_tables = tables.len(),
                         "sending"
                     );
-                    let _ = jtx.send((action, keys, ixs, tables, price_seen));
+                    self.outstanding += 1;
+                    self.metrics.in_flight.set(self.outstanding as i64);
+                    let _ = jtx.send(Job {
+                        action,
+                        keys,
+                        ixs,
+                        tables,
+                        price_seen,
+                        attempt: 0,
+                    });
                 }
             }
         }
@@ -856,6 +942,92 @@ impl Keeper {
         }
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Watches sent transactions until each is confirmed, fails, or times out (then it goes
+/// back to the senders, up to [`ATTEMPTS`] sends); reports each end to the decision loop.
+fn confirm_loop(
+    sender: &Sender,
+    incoming: &Receiver<Pending>,
+    done: &ChanSender<Msg>,
+    resend: &ChanSender<Job>,
+    stop: &AtomicBool,
+) {
+    let mut pending: Vec<Pending> = vec![];
+    let mut rpc_errors = 0u32;
+    loop {
+        match incoming.recv_timeout(Duration::from_millis(200)) {
+            Ok(p) => pending.push(p),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) if pending.is_empty() => return,
+            Err(_) => {}
+        }
+        pending.extend(incoming.try_iter());
+        if pending.is_empty() {
+            continue;
+        }
+        if stop.load(Ordering::Relaxed)
+            && pending
+                .iter()
+                .all(|p| p.sent.at.elapsed() > sender.confirm_timeout)
+        {
+            return;
+        }
+        let sigs: Vec<_> = pending.iter().map(|p| p.sent.signature).collect();
+        let statuses = match sender.statuses(&sigs) {
+            Ok(s) => {
+                rpc_errors = 0;
+                s
+            }
+            Err(e) => {
+                rpc_errors += 1;
+                if rpc_errors % 25 == 1 {
+                    warn!(error = %e, pending = pending.len(), "cannot read signature statuses; retrying");
+                }
+                vec![None; sigs.len()]
+            }
+        };
+        let mut still = Vec::with_capacity(pending.len());
+        for (p, status) in pending.drain(..).zip(statuses) {
+            let outcome = match status {
+                Some((slot, None)) => Outcome::Confirmed {
+                    signature: p.sent.signature,
+                    slot,
+                    compute_units: p.sent.compute_units,
+                },
+                Some((_, Some(err))) => sender.failed(&p.sent.signature, &err),
+                None if p.sent.at.elapsed() < sender.confirm_timeout => {
+                    still.push(p);
+                    continue;
+                }
+                None if p.job.attempt + 1 < ATTEMPTS => {
+                    sender.retries.fetch_add(1, Ordering::Relaxed);
+                    warn!(
+                        signature = %p.sent.signature,
+                        action = p.job.action.kind(),
+                        timeout_s = sender.confirm_timeout.as_secs(),
+                        "not confirmed in time; simulating and sending again"
+                    );
+                    let mut job = p.job;
+                    job.attempt += 1;
+                    if resend.send(job).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                None => Outcome::Failed {
+                    kind: crate::exec::FailKind::Rpc,
+                    message: format!(
+                        "{} not confirmed after {ATTEMPTS} sends of {:?} each",
+                        p.sent.signature, sender.confirm_timeout
+                    ),
+                },
+            };
+            if done.send(Msg::done(p.job, outcome)).is_err() {
+                return;
+            }
+        }
+        pending = still;
     }
 }
 

@@ -1,12 +1,12 @@
 //! The real `backstop-keeper` binary against the real localnet validator over JSON-RPC and
-//! websocket. One validator for the whole file (validators in one process collide on
-//! gossip ports); each scenario runs on its own exchange.
+//! websocket. Each scenario is a test of its own; they share one validator (validators in
+//! one process collide on gossip ports), each on its own exchange.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use backstop::state::EpochPhase;
@@ -178,30 +178,54 @@ fn assert_worked_example(net: &Localnet, c: &Crash, liquidators: &[&str]) {
     check_conservation(&rpc, &c.exchange).unwrap();
 }
 
-#[test]
-fn keeper_end_to_end_on_the_localnet_validator() {
-    let ledger = std::env::temp_dir().join(format!("backstop-keeper-{}", std::process::id()));
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cfg = LocalnetConfig {
-        rpc_port: free_rpc_port(),
-        ledger: ledger.clone(),
-        deploy_config: root.join("migrations/localnet.toml"),
-        demo_wallets: 0,
-        wallet_usdc: 0,
-        program_so: None,
-    };
-    let net = start(&cfg).expect("localnet");
-    crash_to_normal_started_before_any_account(&net);
-    two_keepers_at_once(&net);
-    stale_oracle_then_fresh(&net);
-    keeper_margin_too_small(&net);
-    websocket_dropped_resync_still_catches_the_crash(&net);
-    rpc_errors_injected(&net);
-    trading_goes_on_during_the_round(&net);
-    round_batches_go_through_the_keepers_lookup_table(&net);
-    drop(net);
-    let _ = std::fs::remove_dir_all(&ledger);
+/// The validator all scenarios share, started by the first test to run. The lock runs
+/// the scenarios one at a time: each watches its keeper's timing and counters, which
+/// another scenario's keeper on the same 2-core machine would disturb. A panicking
+/// scenario does not poison the others.
+fn localnet() -> std::sync::MutexGuard<'static, Localnet> {
+    static NET: OnceLock<Mutex<Localnet>> = OnceLock::new();
+    NET.get_or_init(|| {
+        // One fixed ledger directory, reset at every start: repeated runs leave one behind.
+        let ledger = std::env::temp_dir().join("backstop-keeper-e2e");
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cfg = LocalnetConfig {
+            rpc_port: free_rpc_port(),
+            ledger,
+            deploy_config: root.join("migrations/localnet.toml"),
+            demo_wallets: 0,
+            wallet_usdc: 0,
+            program_so: None,
+        };
+        Mutex::new(start(&cfg).expect("localnet"))
+    })
+    .lock()
+    .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+/// Each scenario is its own test over the shared validator, on its own exchange.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod scenario {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::localnet());
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    crash_to_normal_started_before_any_account,
+    two_keepers_at_once,
+    stale_oracle_then_fresh,
+    keeper_margin_too_small,
+    websocket_dropped_resync_still_catches_the_crash,
+    rpc_errors_injected,
+    trading_goes_on_during_the_round,
+    round_batches_go_through_the_keepers_lookup_table,
+);
 
 fn crash_to_normal_started_before_any_account(net: &Localnet) {
     // The exchange exists but has no accounts when the keeper starts.
@@ -246,6 +270,21 @@ fn crash_to_normal_started_before_any_account(net: &Localnet) {
         logs.contains("liquidated") && logs.contains("clawback applied"),
         "{logs}"
     );
+    // The native builtin is not metered: the liquidation requested the fallback limit.
+    assert!(logs.contains("runs unmetered"), "{logs}");
+    let liquidate_units = backstop_keeper::plan::Action::Liquidate {
+        account: c.exchange,
+        market_index: 0,
+        max_base_qty: 0,
+    }
+    .fallback_units();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("liquidated")
+                && l.contains(&format!("compute_units={liquidate_units}"))),
+        "{logs}"
+    );
+    assert_eq!(k.metric("backstop_keeper_in_flight_transactions"), 0);
     let st = k.terminate();
     assert!(st.success(), "SIGTERM exit: {st:?}");
 }

@@ -87,7 +87,12 @@ impl KeeperProc {
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         let mut s = TcpStream::connect(&self.metrics).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+        // HTTP/1.1 keeps the connection open unless asked not to; the body ends at close.
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut out = String::new();
         s.read_to_string(&mut out).ok()?;
         let code = out.split_whitespace().nth(1)?.parse().ok()?;
