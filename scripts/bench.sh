@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Benchmarks (figures, not pass/fail): the keeper's per-tick health pass in an optimized
-# build, then the real keeper binary on the localnet validator — oracle update →
-# confirmed liquidation latency, clawback rounds over 100 and 1,000 accounts, and memory
-# with 100,000 cached accounts. Takes ~15 minutes on 2 cores once built.
-# Also the simulator's throughput. `scripts/bench.sh health|sim|latency|clawback|memory`
-# runs one part.
+# build and the simulator's throughput, then the real keeper binary on the localnet
+# validator: oracle update → confirmed liquidation latency, crash throughput (one update
+# makes 1,000 accounts liquidatable), clawback rounds over 100 and 1,000 accounts, and
+# memory with 100,000 cached accounts. Takes ~30 minutes on 2 cores once built.
+# `scripts/bench.sh health|sim|latency|crash|clawback|memory` runs one part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -23,5 +23,6 @@ case "$part" in health|sim) exit 0 ;; esac
 cargo build --quiet -p backstop-keeper --bins --examples
 run() { "$target/debug/examples/bench_localnet" "$@" 2>&1 | grep -v '^\[20' | grep -v '^Waiting for first slot'; }
 if [[ "$part" == all || "$part" == latency ]]; then run latency 20; fi
+if [[ "$part" == all || "$part" == crash ]]; then run crash 1000; fi
 if [[ "$part" == all || "$part" == clawback ]]; then run clawback 100; run clawback 1000; fi
 if [[ "$part" == all || "$part" == memory ]]; then run memory 100000; fi

@@ -41,8 +41,9 @@ fn main() -> Result<()> {
         Some("latency") => latency(n(20)?),
         Some("clawback") => clawback(n(100)?, !args.iter().any(|a| a == "--no-lookup-tables")),
         Some("memory") => memory(n(100_000)?),
+        Some("crash") => crash_throughput(n(1_000)?),
         _ => bail!(
-            "usage: bench_localnet latency [N] | clawback [N] [--no-lookup-tables] | memory [N]"
+            "usage: bench_localnet latency [N] | clawback [N] [--no-lookup-tables] | memory [N] | crash [N]"
         ),
     }
 }
@@ -224,7 +225,7 @@ fn clawback(n: usize, lookup_tables: bool) -> Result<()> {
     );
     let mut flags = vec!["--resync-secs", "30"];
     if !lookup_tables {
-        flags.push("--no-lookup-tables");
+        flags.extend(["--no-lookup-tables", ""]);
     }
     let k = KeeperProc::start(
         &keeper_bin()?,
@@ -308,6 +309,127 @@ fn clawback(n: usize, lookup_tables: bool) -> Result<()> {
     backstop_localnet::check_conservation(&rpc, &c.exchange)?;
     k.terminate();
     Ok(())
+}
+
+/// Crash throughput: one oracle update makes `n` accounts liquidatable at once; slots and
+/// seconds from the update's slot until the keeper's last liquidation is confirmed, and
+/// liquidations per slot.
+fn crash_throughput(n: usize) -> Result<()> {
+    let net = localnet("crash", Keypair::new(), vec![])?;
+    let t = Instant::now();
+    let (c, longs, keeper) = crash::many_liquidatable(&net, 1, n)?;
+    println!(
+        "set-up: {n} longs of 1 PERP with 15 USDC each against one short, in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let k = KeeperProc::start(
+        &keeper_bin()?,
+        &net,
+        &c.exchange,
+        &keeper,
+        "crash",
+        &[
+            "--json-logs",
+            "",
+            "--resync-secs",
+            "30",
+            "--confirm-timeout-secs",
+            "20",
+        ],
+    );
+    k.wait_ready();
+    std::thread::sleep(Duration::from_secs(2));
+    if k.metric("backstop_keeper_liquidations_total") != 0 {
+        bail!("liquidations before the crash\n{}", k.logs());
+    }
+    let t0 = Instant::now();
+    let update_slot = set_price_slot(&net, &c, 88)?;
+    let mut done_at = None;
+    while t0.elapsed() < Duration::from_secs(600) {
+        if k.metric("backstop_keeper_liquidations_total") >= n as u64 {
+            done_at = Some(t0.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let secs = done_at
+        .with_context(|| {
+            format!(
+                "only {} of {n} liquidated in 10 minutes\n{}",
+                k.metric("backstop_keeper_liquidations_total"),
+                k.logs()
+            )
+        })?
+        .as_secs_f64();
+    let mut per_slot: std::collections::BTreeMap<u64, usize> = Default::default();
+    for w in &longs {
+        let account = pda::margin_account(&c.exchange, &w.pubkey());
+        let (slot, _, _) = liquidated_line(&k, &account)
+            .with_context(|| format!("no liquidation logged for {account}"))?;
+        *per_slot.entry(slot).or_default() += 1;
+    }
+    let first = *per_slot.keys().next().context("no liquidations")?;
+    let last = *per_slot.keys().last().context("no liquidations")?;
+    let slots = last.saturating_sub(update_slot);
+    let busiest = per_slot.values().max().copied().unwrap_or(0);
+    println!("crash throughput: one price update makes {n} accounts liquidatable");
+    println!(
+        "  update in slot {update_slot}; first liquidation in slot {first} (+{}), last in slot {last} (+{slots})",
+        first.saturating_sub(update_slot)
+    );
+    println!(
+        "  {n} liquidations in {slots} slots and {secs:.2} s (update sent → last confirmed seen): {:.1} per slot over the slots that had any ({} slots), at most {busiest} in one slot",
+        n as f64 / per_slot.len() as f64,
+        per_slot.len()
+    );
+    // What bounds it: when the keeper sent versus when the liquidations landed.
+    let sent = log_seconds(&k, "sending", Some("liquidate"));
+    let landed = log_seconds(&k, "liquidated", None);
+    if let (Some(s0), Some(s1), Some(l1)) = (sent.first(), sent.last(), landed.last()) {
+        println!(
+            "  the keeper sent {} liquidation transactions over {:.2} s; the last was confirmed {:.2} s after the first was sent",
+            sent.len(),
+            s1 - s0,
+            l1 - s0
+        );
+    }
+    println!(
+        "  keeper transactions {}, benign races {}, retries {}, errors {:?}",
+        k.metric("backstop_keeper_transactions_total"),
+        k.metric("backstop_keeper_benign_races_total"),
+        k.metric("backstop_keeper_rpc_retries_total"),
+        k.errors()
+    );
+    backstop_localnet::check_conservation(&net.rpc(), &c.exchange)?;
+    k.terminate();
+    Ok(())
+}
+
+/// Seconds since midnight (UTC) of the keeper's JSON log lines with `message` (and
+/// `action`, when given), in order.
+fn log_seconds(k: &KeeperProc, message: &str, action: Option<&str>) -> Vec<f64> {
+    k.logs()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let f = v.get("fields")?;
+            if f.get("message")?.as_str()? != message {
+                return None;
+            }
+            if let Some(a) = action {
+                if f.get("action")?.as_str()? != a {
+                    return None;
+                }
+            }
+            // "2026-12-01T10:02:24.123456Z" → seconds since midnight.
+            let time = v.get("timestamp")?.as_str()?.split('T').nth(1)?;
+            let mut parts = time.trim_end_matches('Z').split(':');
+            let h: f64 = parts.next()?.parse().ok()?;
+            let m: f64 = parts.next()?.parse().ok()?;
+            let s: f64 = parts.next()?.parse().ok()?;
+            Some(h * 3600.0 + m * 60.0 + s)
+        })
+        .collect()
 }
 
 fn memory(n: usize) -> Result<()> {

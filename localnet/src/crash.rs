@@ -418,3 +418,46 @@ pub fn many_winners(net: &Localnet, id: u16, n: usize, deposit: u64) -> Result<(
     )?;
     Ok((c, keeper))
 }
+
+/// `n` leveraged longs that one price update makes liquidatable at once: on a new
+/// exchange at $100, each long holds 1 PERP with 15 USDC (6.7x) against one short whale
+/// (50,000 USDC); at $88 each is below maintenance margin (equity ≈ 2.9 < 4.4) but not
+/// bankrupt. Returns the exchange, the longs' wallets and a keeper wallet whose margin
+/// account holds 1,000,000 USDC (enough initial margin to take every position over).
+pub fn many_liquidatable(
+    net: &Localnet,
+    id: u16,
+    n: usize,
+) -> Result<(Crash, Vec<Keypair>, Keypair)> {
+    let c = empty_exchange(net, id, 600)?;
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    set_price(net, &c, 100)?;
+    let mut first = open_accounts(
+        net,
+        &c,
+        &[1_000_000 * USDC, 50_000 * USDC],
+        |_, _| vec![],
+        None,
+    )?;
+    let whale = first.pop().context("whale wallet")?;
+    let keeper = first.pop().context("keeper wallet")?;
+    let longs = open_accounts(
+        net,
+        &c,
+        &vec![15 * USDC; n],
+        |_, w| {
+            vec![ix::trade(
+                &keys,
+                &w.pubkey(),
+                &whale.pubkey(),
+                &c.market,
+                &c.oracle,
+                BASE,
+                100_000_000_000,
+                &[],
+            )]
+        },
+        Some(&whale),
+    )?;
+    Ok((c, longs, keeper))
+}

@@ -339,12 +339,15 @@ fn land_wave(
         range.map(|i| (i, vec![])).collect();
     for _attempt in 0..3 {
         // Re-check what the earlier attempts landed, in the transaction history too.
-        let mut resend = vec![];
-        for (i, sigs) in &sent {
-            if sigs.is_empty() || landed(rpc, sigs)?.is_none() {
-                resend.push(*i);
-            }
-        }
+        let groups: Vec<Vec<solana_sdk::signature::Signature>> =
+            sent.iter().map(|(_, sigs)| sigs.clone()).collect();
+        let seen = landed(rpc, &groups, true)?;
+        let resend: Vec<usize> = sent
+            .iter()
+            .zip(&seen)
+            .filter(|((_, sigs), st)| sigs.is_empty() || st.is_none())
+            .map(|((i, _), _)| *i)
+            .collect();
         let blockhash = rpc.get_latest_blockhash()?;
         for i in resend {
             let tx = build(i, blockhash);
@@ -361,12 +364,16 @@ fn land_wave(
                 entry.1.push(sig);
             }
         }
+        // Poll every pending signature in one call (the status cache: no history search).
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while !sent.is_empty() && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::thread::sleep(std::time::Duration::from_millis(400));
+            let groups: Vec<Vec<solana_sdk::signature::Signature>> =
+                sent.iter().map(|(_, sigs)| sigs.clone()).collect();
+            let statuses = landed(rpc, &groups, false)?;
             let mut still = vec![];
-            for (i, sigs) in std::mem::take(&mut sent) {
-                match landed(rpc, &sigs)? {
+            for ((i, sigs), st) in std::mem::take(&mut sent).into_iter().zip(statuses) {
+                match st {
                     Some((true, Some(err))) => {
                         anyhow::bail!("transaction {i} ({}) failed: {err}", sigs[0]);
                     }
@@ -452,21 +459,40 @@ pub fn check_conservation(rpc: &RpcClient, exchange: &Pubkey) -> Result<()> {
     Ok(())
 }
 
-/// Whether the cluster has seen any of `sigs` (attempts at one transaction), searching the
-/// transaction history: `None` when none, else whether one is confirmed and its error.
+/// For each group of signatures (the attempts at one transaction), whether the cluster has
+/// seen any of them: `None` when none, else whether one is confirmed and its error. One
+/// `getSignatureStatuses` call per 256 signatures; `history` searches the transaction
+/// history too (costly: only before re-sending).
 fn landed(
     rpc: &RpcClient,
-    sigs: &[solana_sdk::signature::Signature],
-) -> Result<Option<(bool, Option<String>)>> {
-    let statuses = rpc.get_signature_statuses_with_history(sigs)?.value;
-    Ok(statuses
-        .into_iter()
-        .flatten()
-        .map(|st| {
-            (
-                st.satisfies_commitment(CommitmentConfig::confirmed()),
-                st.err.map(|e| e.to_string()),
-            )
+    groups: &[Vec<solana_sdk::signature::Signature>],
+    history: bool,
+) -> Result<Vec<Option<(bool, Option<String>)>>> {
+    let all: Vec<solana_sdk::signature::Signature> = groups.iter().flatten().copied().collect();
+    let mut statuses = Vec::with_capacity(all.len());
+    for chunk in all.chunks(256) {
+        let r = if history {
+            rpc.get_signature_statuses_with_history(chunk)?
+        } else {
+            rpc.get_signature_statuses(chunk)?
+        };
+        statuses.extend(r.value);
+    }
+    let mut statuses = statuses.into_iter();
+    Ok(groups
+        .iter()
+        .map(|g| {
+            statuses
+                .by_ref()
+                .take(g.len())
+                .flatten()
+                .map(|st| {
+                    (
+                        st.satisfies_commitment(CommitmentConfig::confirmed()),
+                        st.err.map(|e| e.to_string()),
+                    )
+                })
+                .max_by_key(|(confirmed, _)| *confirmed)
         })
-        .max_by_key(|(confirmed, _)| *confirmed))
+        .collect())
 }
