@@ -228,16 +228,7 @@ mod tests {
     use backstop::state::{MarketParams, Position};
 
     fn params() -> MarketParams {
-        MarketParams {
-            initial_margin_bps: 1_000,
-            maintenance_margin_bps: 500,
-            liquidation_fee_bps: 100,
-            insurance_share_bps: 2_000,
-            taker_fee_bps: 10,
-            max_trade_deviation_bps: 200,
-            oracle_max_age_secs: 60,
-            oracle_max_conf_bps: 200,
-        }
+        MarketParams::EXAMPLE
     }
 
     fn account(capital: u64, base: i64, basis: i64) -> MarginAccount {

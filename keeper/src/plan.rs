@@ -524,16 +524,7 @@ mod tests {
         let mut m: backstop::state::PerpMarket = zeroed();
         m.base_decimals = 6;
         m.oracle = Pubkey::new_unique();
-        m.params = MarketParams {
-            initial_margin_bps: 1_000,
-            maintenance_margin_bps: 500,
-            liquidation_fee_bps: 100,
-            insurance_share_bps: 2_000,
-            taker_fee_bps: 10,
-            max_trade_deviation_bps: 200,
-            oracle_max_age_secs: 60,
-            oracle_max_conf_bps: 200,
-        };
+        m.params = MarketParams::EXAMPLE;
         Book {
             exchange_address: Pubkey::new_unique(),
             exchange: Some(ex),

@@ -298,14 +298,8 @@ mod tests {
         m.index = index;
         m.base_decimals = 6;
         m.params = MarketParams {
-            initial_margin_bps: mm.saturating_mul(2).max(1),
             maintenance_margin_bps: mm,
-            liquidation_fee_bps: 100,
-            insurance_share_bps: 2_000,
-            taker_fee_bps: 10,
-            max_trade_deviation_bps: 200,
-            oracle_max_age_secs: 60,
-            oracle_max_conf_bps: 200,
+            ..MarketParams::EXAMPLE
         };
         MarketState {
             address: Pubkey::new_unique(),

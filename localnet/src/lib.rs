@@ -459,6 +459,9 @@ pub fn check_conservation(rpc: &RpcClient, exchange: &Pubkey) -> Result<()> {
     Ok(())
 }
 
+/// Whether a transaction is confirmed, and its error if it failed.
+type Landed = (bool, Option<String>);
+
 /// For each group of signatures (the attempts at one transaction), whether the cluster has
 /// seen any of them: `None` when none, else whether one is confirmed and its error. One
 /// `getSignatureStatuses` call per 256 signatures; `history` searches the transaction
@@ -467,7 +470,7 @@ fn landed(
     rpc: &RpcClient,
     groups: &[Vec<solana_sdk::signature::Signature>],
     history: bool,
-) -> Result<Vec<Option<(bool, Option<String>)>>> {
+) -> Result<Vec<Option<Landed>>> {
     let all: Vec<solana_sdk::signature::Signature> = groups.iter().flatten().copied().collect();
     let mut statuses = Vec::with_capacity(all.len());
     for chunk in all.chunks(256) {

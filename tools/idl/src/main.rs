@@ -12,9 +12,10 @@ use std::process::ExitCode;
 #[command(name = "backstop-idl", version)]
 struct Args {
     /// Compare with PATH instead of writing it; exit 1 on drift.
-    #[arg(long)]
+    #[arg(long, env = "BACKSTOP_IDL_CHECK")]
     check: bool,
     /// Where the IDL lives (default: idl/backstop.json in the workspace).
+    #[arg(env = "BACKSTOP_IDL_PATH")]
     path: Option<PathBuf>,
 }
 

@@ -33,6 +33,20 @@ pub struct MarketParams {
 }
 
 impl MarketParams {
+    /// Typical parameters, for tests, benchmarks and examples: 10% initial and 5%
+    /// maintenance margin, 1% liquidation fee (20% of it to insurance), 0.1% taker fee,
+    /// trades within 2% of the oracle, oracle at most 60 s old and 2% uncertain.
+    pub const EXAMPLE: MarketParams = MarketParams {
+        initial_margin_bps: 1_000,
+        maintenance_margin_bps: 500,
+        liquidation_fee_bps: 100,
+        insurance_share_bps: 2_000,
+        taker_fee_bps: 10,
+        max_trade_deviation_bps: 200,
+        oracle_max_age_secs: 60,
+        oracle_max_conf_bps: 200,
+    };
+
     /// 0 < liquidation fee < maintenance < initial ≤ 100%, and every other value bounded.
     pub fn validate(&self) -> Result<()> {
         let ok = self.initial_margin_bps as u64 <= BPS_DENOMINATOR
