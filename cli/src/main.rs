@@ -299,7 +299,7 @@ impl Ctx {
 }
 
 fn run(cli: Cli) -> Result<Value> {
-    let cluster = rpc::Cluster::resolve(cli.url.as_deref(), None, cli.keypair.as_deref());
+    let cluster = rpc::Cluster::resolve(cli.url.as_deref(), None, cli.keypair.as_deref())?;
     let ctx = Ctx {
         rpc: RpcClient::new_with_commitment(cluster.url, CommitmentConfig::confirmed()),
         exchange: resolve_exchange(cli.exchange)?,

@@ -515,6 +515,9 @@ pub struct Cluster {
     pub ws_url: String,
     /// Signing keypair file (`~` expanded).
     pub keypair: std::path::PathBuf,
+    /// The Solana CLI config file the URL came from, when it did (say so: a default CLI
+    /// config points at mainnet-beta).
+    pub url_from: Option<String>,
 }
 
 /// What a command uses when nothing names a cluster: the local test validator.
@@ -529,12 +532,28 @@ impl Cluster {
     /// CLI's (`mainnet-beta`, `testnet`, `devnet`, `localhost` or `m`/`t`/`d`/`l`), plus
     /// `localnet`; the websocket URL is derived from the RPC URL (ws/wss, port + 1) unless
     /// given.
-    pub fn resolve(url: Option<&str>, ws_url: Option<&str>, keypair: Option<&str>) -> Cluster {
-        let file = solana_cli_config::CONFIG_FILE
+    /// Fails when the Solana CLI config file exists but cannot be read.
+    pub fn resolve(
+        url: Option<&str>,
+        ws_url: Option<&str>,
+        keypair: Option<&str>,
+    ) -> anyhow::Result<Cluster> {
+        let path = solana_cli_config::CONFIG_FILE
             .as_ref()
-            .filter(|p| std::path::Path::new(p).exists())
-            .and_then(|p| solana_cli_config::Config::load(p).ok());
-        Self::resolve_with(url, ws_url, keypair, file.as_ref())
+            .filter(|p| std::path::Path::new(p).exists());
+        let file = match path {
+            Some(p) => Some(solana_cli_config::Config::load(p).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the Solana CLI config {p}: {e}; fix it (solana config get), or pass the URL and keypair explicitly"
+                )
+            })?),
+            None => None,
+        };
+        let mut c = Self::resolve_with(url, ws_url, keypair, file.as_ref());
+        if url.is_none() && file.is_some() {
+            c.url_from = path.cloned();
+        }
+        Ok(c)
     }
 
     /// [`Cluster::resolve`] with the Solana CLI config given (`None`: no config file).
@@ -551,7 +570,12 @@ impl Cluster {
         };
         let url_given = url.is_some();
         let cmd_url = moniker(url.unwrap_or(""));
-        let cfg_url = moniker(file.map_or(LOCALNET_URL, |f| f.json_rpc_url.as_str()));
+        // Never the CLI's own fallback (mainnet-beta): a file without a URL means localnet.
+        let cfg_url = moniker(
+            file.map(|f| f.json_rpc_url.as_str())
+                .filter(|u| !u.is_empty())
+                .unwrap_or(LOCALNET_URL),
+        );
         let (_, url) = ConfigInput::compute_json_rpc_url_setting(&cmd_url, &cfg_url);
         // The file's websocket URL goes with the file's RPC URL: an RPC URL given here
         // derives its own (the Solana CLI would pair `-u devnet` with the file's websocket).
@@ -573,13 +597,9 @@ impl Cluster {
             url,
             ws_url,
             keypair: expand_tilde(&keypair),
+            url_from: None,
         }
     }
-}
-
-/// A JSON-RPC URL from a URL or moniker (see [`Cluster::resolve`]).
-pub fn resolve_url(url: &str) -> String {
-    Cluster::resolve_with(Some(url), None, None, None).url
 }
 
 /// The running localnet's exchange, from [`LOCALNET_INFO`]; `how_to_pass` completes the
@@ -655,5 +675,12 @@ mod tests {
         let c = Cluster::resolve_with(Some("d"), None, None, Some(&file));
         assert_eq!(c.ws_url, "wss://api.devnet.solana.com/");
         assert_eq!(c.keypair, std::path::PathBuf::from("/keys/cli.json"));
+        // A config file without a URL means the localnet, not the CLI's mainnet-beta.
+        let empty = solana_cli_config::Config {
+            json_rpc_url: String::new(),
+            ..Default::default()
+        };
+        let c = Cluster::resolve_with(None, None, None, Some(&empty));
+        assert_eq!(c.url, LOCALNET_URL);
     }
 }

@@ -86,8 +86,9 @@ pub struct Config {
     /// Exchange address. Default: the localnet's, from test-ledger/backstop/localnet.json.
     #[arg(long, global = true, env = "BACKSTOP_KEEPER_EXCHANGE")]
     pub exchange: Option<Pubkey>,
-    /// Decide and log, send nothing.
-    #[arg(long, global = true, env = "BACKSTOP_KEEPER_DRY_RUN")]
+    /// Decide and log, send nothing (`--dry-run=false` overrides a file's `true`).
+    #[arg(long, global = true, env = "BACKSTOP_KEEPER_DRY_RUN", num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub dry_run: bool,
     /// Priority fee in micro-lamports per compute unit, or `auto` (median of
     /// getRecentPrioritizationFees for the written accounts, capped by --max-priority-fee).
@@ -102,8 +103,8 @@ pub struct Config {
     )]
     pub max_priority_fee: u64,
     /// Most compute units any transaction may request. Each transaction requests what its
-    /// simulation consumed plus a margin (or the per-action fallback when the simulation
-    /// reports none), never more than this.
+    /// simulation consumed plus 20% and 1,000 (the per-action fallback instead when the
+    /// program is not metered, as a native builtin is), never more than this.
     #[arg(long, global = true, env = "BACKSTOP_KEEPER_COMPUTE_UNIT_LIMIT", default_value_t = 1_400_000,
           value_parser = clap::value_parser!(u32).range(1_000..=1_400_000))]
     pub compute_unit_limit: u32,
@@ -149,14 +150,16 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=4_096))]
     pub max_in_flight: u64,
     /// Logs as JSON lines.
-    #[arg(long, global = true, env = "BACKSTOP_KEEPER_JSON_LOGS")]
+    #[arg(long, global = true, env = "BACKSTOP_KEEPER_JSON_LOGS", num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub json_logs: bool,
     /// Do not create or extend address lookup tables: round batches stay legacy-sized
     /// (29 accounts per tally instead of 60). By default the keeper keeps its own tables
     /// of the exchange's margin accounts (rent ≈ 0.0019 SOL per table of 256 plus
     /// 0.00022 SOL per 32 addresses, paid from the keeper's key) and reuses them after a
     /// restart.
-    #[arg(long, global = true, env = "BACKSTOP_KEEPER_NO_LOOKUP_TABLES")]
+    #[arg(long, global = true, env = "BACKSTOP_KEEPER_NO_LOOKUP_TABLES", num_args = 0..=1, require_equals = true,
+          default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     pub no_lookup_tables: bool,
 }
 
@@ -215,6 +218,17 @@ fn read_file(cmd: &mut clap::Command, path: &Path) -> Result<Vec<(String, String
         .collect();
     let mut out = vec![];
     for (key, value) in table {
+        if key == "lookup_tables" {
+            return Err(fail(
+                cmd,
+                ErrorKind::UnknownArgument,
+                format!(
+                    "{}: `lookup_tables` is now `no_lookup_tables` (the flag's name): write `no_lookup_tables = {}`",
+                    path.display(),
+                    !matches!(value, toml::Value::Boolean(true))
+                ),
+            ));
+        }
         if !known.contains(&key) {
             return Err(fail(
                 cmd,
@@ -246,7 +260,7 @@ fn read_file(cmd: &mut clap::Command, path: &Path) -> Result<Vec<(String, String
             .find(|a| a.get_id() == key.as_str())
             .expect("known setting")
             .clone();
-        // Boolean flags take true/false in the file; everything else its flag's parser.
+        // Every setting goes through its flag's own parser (booleans take true/false).
         let checked = if arg.get_action().takes_values() {
             let long = format!(
                 "--{}",
@@ -255,7 +269,7 @@ fn read_file(cmd: &mut clap::Command, path: &Path) -> Result<Vec<(String, String
             clap::Command::new("file")
                 .no_binary_name(true)
                 .arg(arg.clone().env(None::<&str>).global(false))
-                .try_get_matches_from([long, text.clone()])
+                .try_get_matches_from([format!("{long}={text}")])
                 .map(|_| ())
                 .map_err(|e| {
                     let e = e.to_string();
@@ -289,6 +303,8 @@ pub enum PriorityFee {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub url: String,
+    /// The Solana CLI config file the URL came from, if it did.
+    pub url_from: Option<String>,
     pub ws_url: String,
     pub keypair: PathBuf,
     pub exchange: Pubkey,
@@ -310,7 +326,8 @@ pub struct Settings {
 
 impl Settings {
     pub fn resolve(c: &Config) -> Result<Settings> {
-        let cluster = Cluster::resolve(c.url.as_deref(), c.ws_url.as_deref(), c.keypair.as_deref());
+        let cluster =
+            Cluster::resolve(c.url.as_deref(), c.ws_url.as_deref(), c.keypair.as_deref())?;
         if let Some(p) = c.program_id {
             if p != backstop::ID {
                 bail!(
@@ -326,6 +343,7 @@ impl Settings {
             )?,
         };
         Ok(Settings {
+            url_from: cluster.url_from,
             url: cluster.url,
             ws_url: cluster.ws_url,
             keypair: cluster.keypair,
@@ -386,6 +404,20 @@ mod tests {
         assert_eq!(s.compute_unit_limit, 1_400_000);
         assert_eq!(s.workers, 4);
         assert_eq!(s.metrics_addr, "127.0.0.1:9464".parse().unwrap());
+        // A file's `true` is overridden by `--flag=false`; a bare flag means true, and a
+        // subcommand after it stays a subcommand.
+        std::fs::write(&file, format!("exchange = \"{ex}\"\ndry_run = true\n")).unwrap();
+        let cli = load(&["--config", f]).unwrap();
+        assert!(Settings::resolve(&cli.config).unwrap().dry_run);
+        let cli = load(&["--config", f, "--dry-run=false"]).unwrap();
+        assert!(!Settings::resolve(&cli.config).unwrap().dry_run);
+        let cli = load(&["--json-logs", "status"]).unwrap();
+        assert!(cli.config.json_logs && matches!(cli.cmd, Some(Cmd::Status { .. })));
+        std::fs::write(
+            &file,
+            format!("exchange = \"{ex}\"\nurl = \"devnet\"\nresync_secs = 5\n"),
+        )
+        .unwrap();
         // The flag wins over the file, after the subcommand too.
         let cli = load(&["status", "--config", f, "--resync-secs", "9"]).unwrap();
         assert!(matches!(cli.cmd, Some(Cmd::Status { top: 10 })));
@@ -400,7 +432,8 @@ mod tests {
             ("workers = 0\n", "workers = 0"),
             ("resync_secs = \"soon\"\n", "resync_secs"),
             ("priority_fee = \"fast\"\n", "auto"),
-            ("dry_run = 1\n", "true or false"),
+            ("dry_run = 1\n", "dry_run"),
+            ("lookup_tables = false\n", "no_lookup_tables = true"),
             ("metrics_addr = \"nowhere\"\n", "metrics_addr"),
             ("exchange = \"not-a-key\"\n", "exchange"),
             ("url = [1]\n", "use a string"),

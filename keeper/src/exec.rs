@@ -98,11 +98,15 @@ pub enum Outcome {
 }
 
 /// A transaction on its way: sent, its confirmation not yet seen.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Sent {
     pub signature: Signature,
+    /// The signed transaction, to broadcast again while its blockhash is valid.
+    pub transaction: VersionedTransaction,
+    pub blockhash: Hash,
     /// The compute-unit limit it requested.
     pub compute_units: u32,
+    /// When it was last broadcast.
     pub at: Instant,
 }
 
@@ -115,8 +119,14 @@ pub enum Submitted {
     Done(Outcome),
 }
 
-/// A landed transaction's status: its slot and its error, if it failed.
-pub type Status = (u64, Option<solana_sdk::transaction::TransactionError>);
+/// A transaction the cluster has processed: its slot, its error if it failed, and
+/// whether it reached `confirmed`.
+#[derive(Debug, Clone)]
+pub struct Status {
+    pub slot: u64,
+    pub err: Option<solana_sdk::transaction::TransactionError>,
+    pub confirmed: bool,
+}
 
 /// The compute-unit limit for a transaction whose simulation consumed `consumed`: 20%
 /// more, plus 1,000 for the compute-budget instructions and account-size variation,
@@ -190,8 +200,15 @@ impl Sender {
         self.metered.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The instructions of `action` (without compute budget).
-    pub fn instructions(&self, book: &Book, action: &Action) -> Option<Vec<Instruction>> {
+    /// The instructions of `action` (without compute budget). A liquidation lists the
+    /// (market, oracle) pairs of the liquidatee's markets, the keeper's, and
+    /// `pending_markets` (takeovers in flight the keeper may hold when it lands).
+    pub fn instructions(
+        &self,
+        book: &Book,
+        action: &Action,
+        pending_markets: &[u16],
+    ) -> Option<Vec<Instruction>> {
         let ex = book.exchange_address;
         let keys = ExchangeKeys::of(ex);
         let all_pairs: Vec<(Pubkey, Pubkey)> = book
@@ -214,6 +231,15 @@ impl Sender {
                         if !pairs.contains(&p) {
                             pairs.push(p);
                         }
+                    }
+                }
+                for p in pending_markets
+                    .iter()
+                    .filter_map(|i| book.market(*i))
+                    .map(|m| (m.address, m.market.oracle))
+                {
+                    if !pairs.contains(&p) {
+                        pairs.push(p);
                     }
                 }
                 pairs.retain(|(k, _)| *k != m.address);
@@ -290,6 +316,7 @@ impl Sender {
         ixs: &[Instruction],
         tables: &[AddressLookupTableAccount],
         fallback_units: u32,
+        full_budget: bool,
     ) -> Submitted {
         let writable: Vec<Pubkey> = ixs
             .iter()
@@ -302,7 +329,8 @@ impl Sender {
             .collect();
         let price = self.priority_fee(&writable);
         let metered = self.metered();
-        let simulated_limit = if metered {
+        // A transaction that ran out of compute once asks for the whole cap the next time.
+        let simulated_limit = if metered || full_budget {
             self.compute_unit_limit
         } else {
             fallback_units.min(self.compute_unit_limit)
@@ -364,7 +392,7 @@ impl Sender {
                 }
             };
             let limit = match consumed {
-                Some(units) if metered && units > 0 => {
+                Some(units) if metered && !full_budget && units > 0 => {
                     let sized = size_units(units, self.compute_unit_limit);
                     match self.sign(&with_budget(sized), tables, blockhash) {
                         Ok(t) => tx = t,
@@ -392,6 +420,8 @@ impl Sender {
                 Ok(signature) => {
                     return Submitted::Sent(Sent {
                         signature,
+                        transaction: tx,
+                        blockhash,
                         compute_units: limit,
                         at: Instant::now(),
                     })
@@ -410,8 +440,9 @@ impl Sender {
         })
     }
 
-    /// The statuses of `sigs` that reached `confirmed`, in order (`None`: not yet), one
-    /// `getSignatureStatuses` call per 256.
+    /// The statuses of `sigs` in order (`None`: not processed, as far as the node's
+    /// status cache knows), one `getSignatureStatuses` call per 256. Always one entry per
+    /// signature.
     pub fn statuses(&self, sigs: &[Signature]) -> Result<Vec<Option<Status>>, String> {
         let mut out = Vec::with_capacity(sigs.len());
         for chunk in sigs.chunks(256) {
@@ -419,22 +450,51 @@ impl Sender {
                 .rpc
                 .get_signature_statuses(chunk)
                 .map_err(|e| format!("getSignatureStatuses: {e}"))?;
-            out.extend(r.value.into_iter().map(|st| {
-                st.filter(|st| st.satisfies_commitment(CommitmentConfig::confirmed()))
-                    .map(|st| (st.slot, st.err))
-            }));
+            let mut got: Vec<Option<Status>> = r
+                .value
+                .into_iter()
+                .map(|st| {
+                    st.map(|st| Status {
+                        confirmed: st.satisfies_commitment(CommitmentConfig::confirmed()),
+                        slot: st.slot,
+                        err: st.err,
+                    })
+                })
+                .collect();
+            // A node that answers short is treated as "not seen" for the rest.
+            got.resize(chunk.len(), None);
+            out.extend(got);
         }
         Ok(out)
     }
 
-    /// How a landed transaction that failed with `err` ended (one attempt at its logs, to
-    /// name the failing program; the error code alone names a Backstop error).
-    pub fn failed(
-        &self,
-        sig: &Signature,
-        err: &solana_sdk::transaction::TransactionError,
-    ) -> Outcome {
-        classify(failure_of(err, self.logs(sig)))
+    /// Whether `blockhash` can still land a transaction (`None`: the node did not say).
+    pub fn blockhash_valid(&self, blockhash: &Hash) -> Option<bool> {
+        self.rpc
+            .is_blockhash_valid(blockhash, CommitmentConfig::processed())
+            .ok()
+    }
+
+    /// Broadcasts an already signed transaction again (same signature: it lands once).
+    pub fn rebroadcast(&self, tx: &VersionedTransaction) -> Result<(), String> {
+        self.rpc
+            .send_transaction_with_config(
+                tx,
+                RpcSendTransactionConfig {
+                    skip_preflight: true,
+                    ..Default::default()
+                },
+            )
+            .map(|_| ())
+            .map_err(|e| format!("sendTransaction: {e}"))
+    }
+
+    /// How a landed transaction that failed with `err` ended. Decoded from the error
+    /// alone (a custom code is read as Backstop's: the keeper's instructions make no
+    /// CPI that can fail with another program's code), so a burst of failures never
+    /// stalls the confirmer on `getTransaction`.
+    pub fn failed(&self, err: &solana_sdk::transaction::TransactionError) -> Outcome {
+        classify(failure_of(err, vec![]))
     }
 
     /// A signed transaction: v0 through `tables` when there are any, legacy otherwise.
@@ -458,22 +518,17 @@ impl Sender {
         };
         VersionedTransaction::try_new(message, &[&self.payer]).map_err(|e| format!("signing: {e}"))
     }
+}
 
-    /// The logs of a landed transaction (to decode why it failed).
-    fn logs(&self, sig: &Signature) -> Vec<String> {
-        use solana_rpc_client_api::config::RpcTransactionConfig;
-        let cfg = RpcTransactionConfig {
-            encoding: Some(solana_transaction_status_client_types::UiTransactionEncoding::Base64),
-            commitment: Some(CommitmentConfig::confirmed()),
-            max_supported_transaction_version: Some(0),
-        };
-        self.rpc
-            .get_transaction_with_config(sig, cfg)
-            .ok()
-            .and_then(|tx| tx.transaction.meta)
-            .and_then(|meta| Option::<Vec<String>>::from(meta.log_messages))
-            .unwrap_or_default()
-    }
+/// Whether a landed transaction ran out of compute.
+pub fn out_of_compute(err: &solana_sdk::transaction::TransactionError) -> bool {
+    matches!(
+        err,
+        solana_sdk::transaction::TransactionError::InstructionError(
+            _,
+            solana_sdk::instruction::InstructionError::ComputationalBudgetExceeded
+        )
+    )
 }
 
 fn is_blockhash_problem(f: &Failure) -> bool {

@@ -10,7 +10,7 @@ use backstop_keeper::metrics::{self, Metrics};
 use backstop_keeper::runner::{self, Keeper};
 use solana_sdk::signature::read_keypair_file;
 use solana_sdk::signer::Signer;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
     let cli = Cli::load();
@@ -85,6 +85,9 @@ fn main() -> ExitCode {
                     error!(error = %e, "cannot install the SIGTERM/Ctrl-C handler");
                     return ExitCode::FAILURE;
                 }
+            }
+            if let Some(file) = &settings.url_from {
+                warn!(url = %settings.url, %file, "the RPC URL comes from the Solana CLI config; pass --url to choose another cluster");
             }
             info!(
                 url = %settings.url,

@@ -179,13 +179,45 @@ pub fn liquidations(
     keeper: Option<(&Pubkey, &MarginAccount)>,
     limits: &Limits,
 ) -> (Vec<Action>, Vec<Skip>) {
+    let (planned, skips) = liquidations_after(book, cache, risks, keeper, limits, &[]);
+    (planned.into_iter().map(|(a, _)| a).collect(), skips)
+}
+
+/// The keeper's account after `takeovers` (the program's own fills, in order; one that
+/// cannot be simulated is left out).
+pub fn after_takeovers(
+    book: &Book,
+    keeper: &MarginAccount,
+    takeovers: &[(Takeover, u64)],
+) -> MarginAccount {
+    let mut k = keeper.clone();
+    for (t, base) in takeovers {
+        if let Some(after) = takeover(book, &k, t, *base) {
+            k = after;
+        }
+    }
+    k
+}
+
+/// [`liquidations`] for a keeper whose `in_flight` takeovers (sent, not yet seen in its
+/// account) are counted as done: they use its margin and its `--max-position` room.
+/// Returns each liquidation with the takeover it plans.
+pub fn liquidations_after(
+    book: &Book,
+    cache: &PriceCache,
+    risks: &[Risk],
+    keeper: Option<(&Pubkey, &MarginAccount)>,
+    limits: &Limits,
+    in_flight: &[(Takeover, u64)],
+) -> (Vec<(Action, Planned)>, Vec<Skip>) {
     let mut actions = vec![];
     let mut skips = vec![];
     let Some(ex) = book.exchange.as_ref() else {
         return (actions, skips);
     };
-    // The keeper's account as it would be after the takeovers planned so far.
-    let mut keeper_acc = keeper.map(|(k, a)| (*k, a.clone()));
+    // The keeper's account as it would be after the takeovers in flight and those
+    // planned so far.
+    let mut keeper_acc = keeper.map(|(k, a)| (*k, after_takeovers(book, a, in_flight)));
     for r in risks.iter().take_while(|r| r.maintenance_health < 0) {
         if !r.health.is_liquidatable().unwrap_or(false) {
             continue;
@@ -247,21 +279,28 @@ pub fn liquidations(
         if let Some(after) = takeover(book, kacc, &t, take) {
             *kacc = after;
         }
-        actions.push(Action::Liquidate {
-            account: r.account,
-            market_index: pos.market_index,
-            max_base_qty: take,
-        });
+        actions.push((
+            Action::Liquidate {
+                account: r.account,
+                market_index: pos.market_index,
+                max_base_qty: take,
+            },
+            (t, take),
+        ));
     }
     (actions, skips)
 }
 
+/// A takeover and how many base atoms it moves.
+pub type Planned = (Takeover, u64);
+
 /// A takeover the keeper plans: a position in `market_index` (long if the liquidatee was
 /// long) taken over at the liquidation's `price`.
-struct Takeover {
-    market_index: u16,
-    liquidatee_was_long: bool,
-    price: u64,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Takeover {
+    pub market_index: u16,
+    pub liquidatee_was_long: bool,
+    pub price: u64,
 }
 
 /// The keeper's account after taking `base` atoms in takeover `t`: the program's own
@@ -668,6 +707,32 @@ mod tests {
         assert!(
             matches!(actions[0], Action::Liquidate { max_base_qty, .. } if max_base_qty == 5 * BASE as u64)
         );
+        // A takeover still in flight counts as done: with the first liquidation's 30-odd
+        // PERP sent but not yet in its account, the small keeper has no room for more, and
+        // the --max-position room it used is gone too.
+        let (planned, _) =
+            liquidations_after(&b, &cache, &risks, Some((&small, &ka)), &limits(), &[]);
+        let first = planned[0].1;
+        assert_eq!(first, (t, max_base_qty));
+        let (again, skips) =
+            liquidations_after(&b, &cache, &risks, Some((&small, &ka)), &limits(), &[first]);
+        assert!(again.is_empty(), "{again:?}");
+        assert!(
+            matches!(skips[..], [Skip::KeeperMarginTooSmall { .. }, ..]),
+            "{skips:?}"
+        );
+        let capped = Limits {
+            max_position_base: 5 * BASE as u64,
+        };
+        let (again, _) = liquidations_after(
+            &b,
+            &cache,
+            &risks,
+            Some((&rich, &b.accounts[&rich].clone())),
+            &capped,
+            &[(t, 5 * BASE as u64)],
+        );
+        assert!(again.is_empty(), "{again:?}");
     }
 
     #[test]

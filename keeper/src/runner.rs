@@ -20,12 +20,13 @@ use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::config::Settings;
-use crate::exec::{Outcome, Sender, Sent, Submitted, ATTEMPTS};
+use crate::exec::{Outcome, Sender, Sent, Status, Submitted, ATTEMPTS};
 use crate::feed::{self, Update};
 use crate::lut;
 use crate::metrics::Metrics;
 use crate::plan::{self, Action, BatchSize, Book, Limits, Skip};
 use crate::screen::HealthPass;
+use solana_sdk::signature::Signature;
 
 /// What a transaction holds while it is in flight, and what a failure backs off: at most
 /// one transaction at a time per lock.
@@ -55,13 +56,17 @@ pub struct Job {
     ixs: Vec<anchor_lang::solana_program::instruction::Instruction>,
     tables: Vec<solana_sdk::message::AddressLookupTableAccount>,
     price_seen: Option<(Instant, u64)>,
+    /// Times it was signed before (a new signature only once the last one's blockhash
+    /// expired unseen).
     attempt: u32,
+    /// A previous send ran out of compute: ask for the whole `--compute-unit-limit`.
+    full_budget: bool,
 }
 
-/// A sent transaction the confirmer watches.
+/// A sent transaction the confirmer watches: every signature of the job so far.
 struct Pending {
     job: Job,
-    sent: Sent,
+    sent: Vec<Sent>,
 }
 
 /// Messages into the decision loop.
@@ -98,6 +103,15 @@ pub struct Keeper {
     clock_seen: Option<Instant>,
     /// The incremental health pass over the book.
     pass: HealthPass,
+    /// Liquidations sent and not yet ended, by liquidatee: the takeover each will make.
+    /// Planning counts them as done (the keeper's margin and --max-position room), and
+    /// liquidations list their markets.
+    takeovers: HashMap<Pubkey, (plan::Takeover, u64)>,
+    /// Batch members of a tally or clawback that failed with a program error: sent alone
+    /// until one succeeds, so one bad account cannot hold back its batch.
+    suspect: HashSet<Pubkey>,
+    /// The takeovers `decide` planned, until the dispatch sends (or drops) them.
+    planned: HashMap<Pubkey, (plan::Takeover, u64)>,
     in_flight: HashSet<Lock>,
     /// Jobs handed to the senders and not yet ended (sent and unconfirmed included).
     outstanding: usize,
@@ -178,6 +192,9 @@ impl Keeper {
             clock_offset: 0,
             clock_seen: None,
             pass: HealthPass::new(),
+            takeovers: HashMap::new(),
+            suspect: HashSet::new(),
+            planned: HashMap::new(),
             in_flight: HashSet::new(),
             outstanding: 0,
             backoff: Backoff::default(),
@@ -508,6 +525,7 @@ impl Keeper {
     /// Everything due now, in priority order: liquidations (worst first), bankruptcies,
     /// then the next epoch step.
     pub fn decide(&mut self) -> Vec<(Action, Vec<Lock>)> {
+        self.planned.clear();
         let now = self.now();
         let t = Instant::now();
         // Prices must still be fresh when the transaction lands, a little after now.
@@ -531,7 +549,16 @@ impl Keeper {
         let limits = Limits {
             max_position_base: self.settings.max_position,
         };
-        let (liqs, skips) = plan::liquidations(&self.book, &cache, &risks, keeper, &limits);
+        let in_flight: Vec<(plan::Takeover, u64)> = self.takeovers.values().copied().collect();
+        // Accounts with a transaction in flight are not planned again (their takeover is
+        // already counted in `in_flight`).
+        let open: Vec<plan::Risk> = risks
+            .iter()
+            .filter(|r| !self.in_flight.contains(&Lock::Account(r.account)))
+            .copied()
+            .collect();
+        let (liqs, skips) =
+            plan::liquidations_after(&self.book, &cache, &open, keeper, &limits, &in_flight);
         for s in skips {
             if let Skip::KeeperMarginTooSmall {
                 account,
@@ -555,8 +582,14 @@ impl Keeper {
             }
         }
         let mut out: Vec<(Action, Vec<Lock>)> = vec![];
-        for a in liqs.into_iter().chain(plan::bankruptcies(&risks)) {
-            if let Action::Liquidate { account, .. } | Action::ResolveBankruptcy { account } = &a {
+        for (a, planned) in liqs {
+            if let Action::Liquidate { account, .. } = &a {
+                self.planned.insert(*account, planned);
+                out.push((a.clone(), vec![Lock::Account(*account)]));
+            }
+        }
+        for a in plan::bankruptcies(&risks) {
+            if let Action::ResolveBankruptcy { account } = &a {
                 let keys = vec![Lock::Account(*account)];
                 out.push((a, keys));
             }
@@ -579,23 +612,33 @@ impl Keeper {
         };
         let steps = plan::epoch_step_with(&self.book, now, &batching);
         drop(tables);
+        let t_now = Instant::now();
+        // A batch leaves out members that are busy or backing off; suspects (members of a
+        // batch that failed) go alone, so the failing one backs off by itself.
+        let split = |accounts: Vec<Pubkey>,
+                     make: fn(Vec<Pubkey>) -> Action,
+                     out: &mut Vec<(Action, Vec<Lock>)>| {
+            let free: Vec<Pubkey> = accounts
+                .into_iter()
+                .filter(|k| !busy.contains(k) && !self.backoff.blocked(&Lock::Account(*k), t_now))
+                .collect();
+            let (alone, rest): (Vec<Pubkey>, Vec<Pubkey>) =
+                free.into_iter().partition(|k| self.suspect.contains(k));
+            for k in alone {
+                out.push((make(vec![k]), vec![Lock::Account(k)]));
+            }
+            if !rest.is_empty() {
+                let keys = rest.iter().map(|k| Lock::Account(*k)).collect();
+                out.push((make(rest), keys));
+            }
+        };
         for a in steps {
             match a {
                 Action::Tally { accounts } => {
-                    let free: Vec<Pubkey> =
-                        accounts.into_iter().filter(|k| !busy.contains(k)).collect();
-                    if !free.is_empty() {
-                        let keys = free.iter().map(|k| Lock::Account(*k)).collect();
-                        out.push((Action::Tally { accounts: free }, keys));
-                    }
+                    split(accounts, |accounts| Action::Tally { accounts }, &mut out)
                 }
                 Action::Clawback { accounts } => {
-                    let free: Vec<Pubkey> =
-                        accounts.into_iter().filter(|k| !busy.contains(k)).collect();
-                    if !free.is_empty() {
-                        let keys = free.iter().map(|k| Lock::Account(*k)).collect();
-                        out.push((Action::Clawback { accounts: free }, keys));
-                    }
+                    split(accounts, |accounts| Action::Clawback { accounts }, &mut out)
                 }
                 other => {
                     // Round steps wait for every account operation of the round.
@@ -619,6 +662,22 @@ impl Keeper {
     ) {
         for k in keys {
             self.in_flight.remove(k);
+        }
+        if let Action::Liquidate { account, .. } = action {
+            self.takeovers.remove(account);
+        }
+        if let Action::Tally { accounts } | Action::Clawback { accounts } = action {
+            match outcome {
+                Outcome::Confirmed { .. } => {
+                    for k in accounts {
+                        self.suspect.remove(k);
+                    }
+                }
+                Outcome::Failed { .. } if accounts.len() > 1 => {
+                    self.suspect.extend(accounts.iter().copied());
+                }
+                _ => {}
+            }
         }
         self.outstanding = self.outstanding.saturating_sub(1);
         self.metrics.in_flight.set(self.outstanding as i64);
@@ -766,10 +825,19 @@ impl Keeper {
                 .name(format!("sender-{i}"))
                 .spawn(move || {
                     for job in jrx {
-                        match sender.submit(&job.ixs, &job.tables, job.action.fallback_units()) {
+                        match sender.submit(
+                            &job.ixs,
+                            &job.tables,
+                            job.action.fallback_units(),
+                            job.full_budget,
+                        ) {
                             Submitted::Sent(sent) => {
                                 metrics.compute_unit_limit.set(sent.compute_units.into());
-                                if ptx.send(Pending { job, sent }).is_err() {
+                                let p = Pending {
+                                    job,
+                                    sent: vec![sent],
+                                };
+                                if ptx.send(p).is_err() {
                                     break;
                                 }
                             }
@@ -784,8 +852,10 @@ impl Keeper {
         }
         drop(ptx);
         // One confirmer for every sent transaction: a getSignatureStatuses call per 256
-        // pending every 200 ms; a transaction not confirmed within --confirm-timeout-secs
-        // is simulated and sent again (fresh blockhash), up to ATTEMPTS times.
+        // pending every 200 ms. A transaction not seen within --confirm-timeout-secs is
+        // broadcast again (same signature) while its blockhash is valid; only once the
+        // blockhash has expired unseen is it simulated and signed again, up to ATTEMPTS
+        // signatures: two signatures of one action are never live at once.
         {
             let sender = self.sender.clone();
             let tx = tx.clone();
@@ -873,7 +943,22 @@ impl Keeper {
                         );
                         break;
                     }
-                    let Some(ixs) = self.sender.instructions(&self.book, &action) else {
+                    // One transaction per lock: an action decided together with another
+                    // that holds one of its accounts waits for the next pass.
+                    if keys.iter().any(|k| self.in_flight.contains(k)) {
+                        continue;
+                    }
+                    // A liquidation names the markets of the keeper's takeovers in flight:
+                    // when it lands, the keeper may hold them.
+                    let pending_markets: Vec<u16> = self
+                        .takeovers
+                        .values()
+                        .map(|(t, _)| t.market_index)
+                        .collect();
+                    let Some(ixs) = self
+                        .sender
+                        .instructions(&self.book, &action, &pending_markets)
+                    else {
                         continue;
                     };
                     let price_seen = match &action {
@@ -897,6 +982,11 @@ impl Keeper {
                     for k in &keys {
                         self.in_flight.insert(*k);
                     }
+                    if let Action::Liquidate { account, .. } = &action {
+                        if let Some(t) = self.planned.remove(account) {
+                            self.takeovers.insert(*account, t);
+                        }
+                    }
                     // Round batches name their accounts through the keeper's tables.
                     let tables = match &action {
                         Action::Tally { accounts } | Action::Clawback { accounts } => {
@@ -919,6 +1009,7 @@ impl Keeper {
                         tables,
                         price_seen,
                         attempt: 0,
+                        full_budget: false,
                     });
                 }
             }
@@ -945,8 +1036,10 @@ impl Keeper {
     }
 }
 
-/// Watches sent transactions until each is confirmed, fails, or times out (then it goes
-/// back to the senders, up to [`ATTEMPTS`] sends); reports each end to the decision loop.
+/// Watches sent transactions until each is confirmed or fails; broadcasts again what is
+/// not seen in time while its blockhash is valid, and sends back to the senders (a new
+/// signature) what expired unseen, up to [`ATTEMPTS`] signatures. Reports each end to
+/// the decision loop: every job ends in exactly one `Msg::Done`.
 fn confirm_loop(
     sender: &Sender,
     incoming: &Receiver<Pending>,
@@ -959,21 +1052,36 @@ fn confirm_loop(
     loop {
         match incoming.recv_timeout(Duration::from_millis(200)) {
             Ok(p) => pending.push(p),
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) if pending.is_empty() => return,
-            Err(_) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                if pending.is_empty() {
+                    return;
+                }
+                // The senders are gone; keep confirming what is out, at the same pace.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
         }
         pending.extend(incoming.try_iter());
+        let stopping = stop.load(Ordering::Relaxed);
         if pending.is_empty() {
+            if stopping {
+                return;
+            }
             continue;
         }
-        if stop.load(Ordering::Relaxed)
-            && pending
-                .iter()
-                .all(|p| p.sent.at.elapsed() > sender.confirm_timeout)
+        if stopping
+            && pending.iter().all(|p| {
+                p.sent
+                    .last()
+                    .is_none_or(|s| s.at.elapsed() > sender.confirm_timeout)
+            })
         {
             return;
         }
-        let sigs: Vec<_> = pending.iter().map(|p| p.sent.signature).collect();
+        let sigs: Vec<Signature> = pending
+            .iter()
+            .flat_map(|p| p.sent.iter().map(|s| s.signature))
+            .collect();
         let statuses = match sender.statuses(&sigs) {
             Ok(s) => {
                 rpc_errors = 0;
@@ -987,47 +1095,111 @@ fn confirm_loop(
                 vec![None; sigs.len()]
             }
         };
+        let mut statuses = statuses.into_iter();
         let mut still = Vec::with_capacity(pending.len());
-        for (p, status) in pending.drain(..).zip(statuses) {
-            let outcome = match status {
-                Some((slot, None)) => Outcome::Confirmed {
-                    signature: p.sent.signature,
-                    slot,
-                    compute_units: p.sent.compute_units,
-                },
-                Some((_, Some(err))) => sender.failed(&p.sent.signature, &err),
-                None if p.sent.at.elapsed() < sender.confirm_timeout => {
+        for mut p in pending.drain(..) {
+            let mine: Vec<Status> = statuses.by_ref().take(p.sent.len()).flatten().collect();
+            let outcome = match settle(sender, &mut p, &mine, stopping) {
+                Step::Wait => {
                     still.push(p);
                     continue;
                 }
-                None if p.job.attempt + 1 < ATTEMPTS => {
+                Step::Resign { full_budget } => {
                     sender.retries.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        signature = %p.sent.signature,
-                        action = p.job.action.kind(),
-                        timeout_s = sender.confirm_timeout.as_secs(),
-                        "not confirmed in time; simulating and sending again"
-                    );
                     let mut job = p.job;
                     job.attempt += 1;
+                    job.full_budget |= full_budget;
                     if resend.send(job).is_err() {
                         return;
                     }
                     continue;
                 }
-                None => Outcome::Failed {
-                    kind: crate::exec::FailKind::Rpc,
-                    message: format!(
-                        "{} not confirmed after {ATTEMPTS} sends of {:?} each",
-                        p.sent.signature, sender.confirm_timeout
-                    ),
-                },
+                Step::End(outcome) => outcome,
             };
             if done.send(Msg::done(p.job, outcome)).is_err() {
                 return;
             }
         }
         pending = still;
+    }
+}
+
+/// What the confirmer does next with one job.
+enum Step {
+    Wait,
+    /// Simulate and sign again (the last signature can no longer land).
+    Resign {
+        full_budget: bool,
+    },
+    End(Outcome),
+}
+
+/// Decides a job's next step from the statuses of its signatures.
+fn settle(sender: &Sender, p: &mut Pending, seen: &[Status], stopping: bool) -> Step {
+    let last = p.sent.last().expect("a pending job has been sent");
+    let (signature, compute_units) = (last.signature, last.compute_units);
+    if let Some(ok) = seen.iter().find(|s| s.confirmed && s.err.is_none()) {
+        return Step::End(Outcome::Confirmed {
+            signature,
+            slot: ok.slot,
+            compute_units,
+        });
+    }
+    if let Some(err) = seen
+        .iter()
+        .filter(|s| s.confirmed)
+        .find_map(|s| s.err.as_ref())
+    {
+        if crate::exec::out_of_compute(err) && p.job.attempt + 1 < ATTEMPTS && !stopping {
+            warn!(
+                action = p.job.action.kind(),
+                compute_units,
+                "ran out of compute; sending again with the whole --compute-unit-limit"
+            );
+            return Step::Resign { full_budget: true };
+        }
+        return Step::End(sender.failed(err));
+    }
+    if !seen.is_empty() || last.at.elapsed() < sender.confirm_timeout {
+        // Processed and not yet confirmed, or not yet due.
+        return Step::Wait;
+    }
+    match sender.blockhash_valid(&last.blockhash) {
+        Some(true) | None => {
+            // Still able to land (or the node did not say): the same bytes again.
+            if let Err(e) = sender.rebroadcast(&last.transaction) {
+                debug!(error = %e, "re-broadcast failed; trying again later");
+            }
+            if let Some(l) = p.sent.last_mut() {
+                l.at = Instant::now();
+            }
+            Step::Wait
+        }
+        Some(false) => {
+            // Expired. One last look, in case it landed since the statuses were read.
+            let sigs: Vec<Signature> = p.sent.iter().map(|s| s.signature).collect();
+            if let Ok(again) = sender.statuses(&sigs) {
+                if again.iter().flatten().next().is_some() {
+                    return Step::Wait;
+                }
+            }
+            if p.job.attempt + 1 < ATTEMPTS && !stopping {
+                warn!(
+                    %signature,
+                    action = p.job.action.kind(),
+                    "not seen before its blockhash expired; simulating and signing again"
+                );
+                Step::Resign { full_budget: false }
+            } else {
+                Step::End(Outcome::Failed {
+                    kind: crate::exec::FailKind::Rpc,
+                    message: format!(
+                        "{signature} not seen before its blockhash expired, after {} signatures",
+                        p.job.attempt + 1
+                    ),
+                })
+            }
+        }
     }
 }
 
@@ -1184,5 +1356,122 @@ mod tests {
         // A write whose slot is unknown (0) is taken as it comes.
         assert!(k.apply(a, backstop::ID, &bytes(&account(&k, 8)), 0, now));
         assert_eq!(capital(&k, &a), Some(8));
+    }
+}
+
+#[cfg(test)]
+mod confirm_tests {
+    use super::*;
+    use solana_sdk::hash::Hash;
+    use solana_sdk::instruction::InstructionError;
+    use solana_sdk::message::{Message, VersionedMessage};
+    use solana_sdk::signature::Keypair;
+    use solana_sdk::transaction::{TransactionError, VersionedTransaction};
+
+    fn pending(attempt: u32) -> Pending {
+        let payer = Keypair::new();
+        let tx = VersionedTransaction::try_new(
+            VersionedMessage::Legacy(Message::new(&[], Some(&payer.pubkey()))),
+            &[&payer],
+        )
+        .unwrap();
+        Pending {
+            job: Job {
+                action: Action::FinalizeTally,
+                keys: vec![Lock::Epoch],
+                ixs: vec![],
+                tables: vec![],
+                price_seen: None,
+                attempt,
+                full_budget: false,
+            },
+            sent: vec![Sent {
+                signature: tx.signatures[0],
+                transaction: tx,
+                blockhash: Hash::default(),
+                compute_units: 60_000,
+                at: Instant::now(),
+            }],
+        }
+    }
+
+    fn sender() -> Sender {
+        // Nothing listens there: these cases never reach the node.
+        Sender::new(
+            "http://127.0.0.1:1",
+            Keypair::new(),
+            1_400_000,
+            crate::config::PriorityFee::Fixed(0),
+            false,
+            Duration::from_secs(30),
+        )
+    }
+
+    fn status(confirmed: bool, err: Option<TransactionError>) -> Status {
+        Status {
+            slot: 7,
+            err,
+            confirmed,
+        }
+    }
+
+    #[test]
+    fn the_confirmer_ends_waits_or_resigns_as_the_statuses_say() {
+        let s = sender();
+        // Not seen and not yet due: wait.
+        assert!(matches!(
+            settle(&s, &mut pending(0), &[], false),
+            Step::Wait
+        ));
+        // Processed but not confirmed: wait, whatever the age.
+        assert!(matches!(
+            settle(&s, &mut pending(0), &[status(false, None)], false),
+            Step::Wait
+        ));
+        // A confirmed success ends it, reporting the limit it requested.
+        assert!(matches!(
+            settle(
+                &s,
+                &mut pending(0),
+                &[status(false, None), status(true, None)],
+                false
+            ),
+            Step::End(Outcome::Confirmed {
+                slot: 7,
+                compute_units: 60_000,
+                ..
+            })
+        ));
+        // A confirmed failure ends it with the program error.
+        let code = u32::from(backstop::error::BackstopError::InsufficientCapital);
+        let failed = TransactionError::InstructionError(2, InstructionError::Custom(code));
+        assert!(matches!(
+            settle(&s, &mut pending(0), &[status(true, Some(failed))], false),
+            Step::End(Outcome::Failed {
+                kind: crate::exec::FailKind::Program(_),
+                ..
+            })
+        ));
+        // Out of compute: signed again with the whole cap, while attempts remain.
+        let oom =
+            TransactionError::InstructionError(2, InstructionError::ComputationalBudgetExceeded);
+        assert!(matches!(
+            settle(
+                &s,
+                &mut pending(0),
+                &[status(true, Some(oom.clone()))],
+                false
+            ),
+            Step::Resign { full_budget: true }
+        ));
+        assert!(matches!(
+            settle(
+                &s,
+                &mut pending(ATTEMPTS - 1),
+                &[status(true, Some(oom))],
+                false
+            ),
+            Step::End(Outcome::Failed { .. })
+        ));
     }
 }

@@ -304,9 +304,9 @@ pub fn start_with(
 }
 
 /// Sends `n` independent transactions at once (`build(i, blockhash)` signs the i-th) and
-/// waits until every one is confirmed; those that did not land within a minute — checked
-/// again, in the transaction history, before anything is re-sent — are signed again with a
-/// fresh blockhash (twice at most). Fails on the first transaction error.
+/// waits until every one is confirmed; those not seen within a minute are signed again
+/// with a fresh blockhash (twice at most), but only once the previous blockhash has
+/// expired and the transaction history confirms they did not land. Fails on the first transaction error.
 /// Sent in waves of 64.
 /// For bulk set-up (benchmarks), where one confirmation round trip per transaction would
 /// dominate.
@@ -337,7 +337,18 @@ fn land_wave(
     // failed account creation with "already in use").
     let mut sent: Vec<(usize, Vec<solana_sdk::signature::Signature>)> =
         range.map(|i| (i, vec![])).collect();
+    let mut last_blockhash: Option<solana_sdk::hash::Hash> = None;
     for _attempt in 0..3 {
+        // A transaction can land until its blockhash expires: never sign a second one
+        // before that (both could land).
+        if let Some(h) = last_blockhash {
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(180);
+            while rpc.is_blockhash_valid(&h, CommitmentConfig::processed())?
+                && std::time::Instant::now() < until
+            {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
         // Re-check what the earlier attempts landed, in the transaction history too.
         let groups: Vec<Vec<solana_sdk::signature::Signature>> =
             sent.iter().map(|(_, sigs)| sigs.clone()).collect();
@@ -349,6 +360,7 @@ fn land_wave(
             .map(|((i, _), _)| *i)
             .collect();
         let blockhash = rpc.get_latest_blockhash()?;
+        last_blockhash = Some(blockhash);
         for i in resend {
             let tx = build(i, blockhash);
             let sig = tx.signatures[0];
@@ -495,7 +507,9 @@ fn landed(
                         st.err.map(|e| e.to_string()),
                     )
                 })
-                .max_by_key(|(confirmed, _)| *confirmed)
+                // A confirmed success wins over anything else (a later attempt's "already in
+                // use" must not hide an earlier attempt that landed).
+                .max_by_key(|(confirmed, err)| (*confirmed && err.is_none(), *confirmed))
         })
         .collect())
 }

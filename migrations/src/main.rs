@@ -52,7 +52,13 @@ fn run() -> Result<()> {
         keypair,
     } = <Cli as clap::Parser>::parse().cmd;
     let config = Config::load(&config)?;
-    let cluster = Cluster::resolve(url.as_deref(), None, keypair.as_deref());
+    let cluster = Cluster::resolve(url.as_deref(), None, keypair.as_deref())?;
+    if let Some(file) = &cluster.url_from {
+        eprintln!(
+            "backstop-migrate: using {} from the Solana CLI config {file}",
+            cluster.url
+        );
+    }
     let admin = read_keypair_file(&cluster.keypair).map_err(|e| {
         anyhow::anyhow!(
             "cannot read keypair {}: {e} (create one with `solana-keygen new`)",

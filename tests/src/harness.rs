@@ -186,6 +186,15 @@ impl TestExchange {
         )
     }
 
+    /// [`TestExchange::new`] without the taker fee, so balances are round numbers.
+    pub fn fee_free() -> Self {
+        let market = MarketParams {
+            taker_fee_bps: 0,
+            ..default_market_params()
+        };
+        Self::with_params(default_exchange_params(), &[market], &[100.0])
+    }
+
     /// An exchange with `params` and one market per entry of `markets` at `prices`.
     pub fn with_params(params: ExchangeParams, markets: &[MarketParams], prices: &[f64]) -> Self {
         let mut svm = LiteSVM::new();

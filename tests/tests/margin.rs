@@ -5,7 +5,7 @@
 //! balances after every transaction and I5 after every refusal.
 
 use backstop::error::BackstopError as E;
-use backstop::state::{EpochPhase, MarketParams};
+use backstop::state::EpochPhase;
 use backstop_tests::*;
 
 /// Equity of `u` from the program's own health report.
@@ -55,11 +55,7 @@ fn a_liquidation_at_small_positive_equity_creates_no_deficit() {
 /// deficit the winners share, grows by exactly that fee.
 #[test]
 fn an_underwater_account_is_worth_liquidating_with_the_fund_empty() {
-    let mp = MarketParams {
-        taker_fee_bps: 0,
-        ..default_market_params()
-    };
-    let mut ex = TestExchange::with_params(default_exchange_params(), &[mp], &[100.0]);
+    let mut ex = TestExchange::fee_free();
     let l = ex.funded_user(1_100 * USDC);
     let w = ex.funded_user(10_000 * USDC);
     let k = ex.funded_user(100_000 * USDC);

@@ -61,11 +61,7 @@ struct CapitalEpoch {
 }
 
 fn capital_epoch() -> CapitalEpoch {
-    let mp = MarketParams {
-        taker_fee_bps: 0,
-        ..default_market_params()
-    };
-    let mut ex = TestExchange::with_params(default_exchange_params(), &[mp], &[100.0]);
+    let mut ex = TestExchange::fee_free();
     let l = ex.funded_user(1_100 * USDC);
     let w = ex.funded_user(10_000 * USDC);
     let k = ex.funded_user(2_000 * USDC);
