@@ -113,6 +113,10 @@ pub struct MarketParamFlags {
     oracle_max_age_secs: Option<u32>,
     #[arg(long)]
     oracle_max_conf_bps: Option<u16>,
+    /// Open-interest cap in base atoms per side (0: none). A cap at or below the current
+    /// open interest makes the market reduce-only.
+    #[arg(long)]
+    max_open_interest: Option<u64>,
 }
 
 fn exchange_params(now: ExchangeParams, f: &ExchangeParamFlags) -> Result<ExchangeParams> {
@@ -152,6 +156,7 @@ fn market_params(now: MarketParams, f: &MarketParamFlags) -> MarketParams {
             .unwrap_or(now.max_trade_deviation_bps),
         oracle_max_age_secs: f.oracle_max_age_secs.unwrap_or(now.oracle_max_age_secs),
         oracle_max_conf_bps: f.oracle_max_conf_bps.unwrap_or(now.oracle_max_conf_bps),
+        max_open_interest: f.max_open_interest.unwrap_or(now.max_open_interest),
     }
 }
 

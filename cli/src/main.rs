@@ -222,6 +222,7 @@ fn hint_for(name: &str) -> Option<&'static str> {
         "InsufficientFunds" => "the token account holds less than the amount",
         "SelfTrade" => "taker and maker must be different wallets",
         "WarmupPending" => "profit vests over the exchange's warmup period; settle again later",
+        "OpenInterestCapExceeded" => "the market is at its open-interest cap: trade a smaller size, or close or hand over a position (those always fill)",
         _ => return None,
     })
 }

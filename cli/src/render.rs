@@ -398,6 +398,8 @@ pub struct MarketView {
     pub base_decimals: u8,
     pub long_open_interest: String,
     pub short_open_interest: String,
+    /// The open-interest cap per side, in base units (`None`: no cap).
+    pub max_open_interest: Option<String>,
     pub initial_margin_bps: u16,
     pub maintenance_margin_bps: u16,
     pub taker_fee_bps: u16,
@@ -440,6 +442,8 @@ pub fn exchange_view(snap: &ExchangeSnapshot) -> ExchangeView {
                 base_decimals: bd,
                 long_open_interest: oi(m.market.long_open_interest),
                 short_open_interest: oi(m.market.short_open_interest),
+                max_open_interest: (m.market.params.max_open_interest != 0)
+                    .then(|| oi(m.market.params.max_open_interest)),
                 initial_margin_bps: m.market.params.initial_margin_bps,
                 maintenance_margin_bps: m.market.params.maintenance_margin_bps,
                 taker_fee_bps: m.market.params.taker_fee_bps,
@@ -626,8 +630,8 @@ impl ExchangeView {
         }
         let _ = writeln!(
             o,
-            "\n  {:<3} {:<10} {:>14} {:>10} {:>8} {:>20} {:>20}  STATUS",
-            "#", "MARKET", "ORACLE PRICE", "CONF", "AGE (s)", "LONG OI", "SHORT OI"
+            "\n  {:<3} {:<10} {:>14} {:>10} {:>8} {:>20} {:>20} {:>20}  STATUS",
+            "#", "MARKET", "ORACLE PRICE", "CONF", "AGE (s)", "LONG OI", "SHORT OI", "OI CAP"
         );
         for m in &self.markets {
             let status = if m.paused {
@@ -639,7 +643,7 @@ impl ExchangeView {
             };
             let _ = writeln!(
                 o,
-                "  {:<3} {:<10} {:>14} {:>10} {:>8} {:>20} {:>20}  {}",
+                "  {:<3} {:<10} {:>14} {:>10} {:>8} {:>20} {:>20} {:>20}  {}",
                 m.index,
                 m.name,
                 opt(&m.oracle_price),
@@ -647,6 +651,7 @@ impl ExchangeView {
                 opt(&m.oracle_age_secs),
                 m.long_open_interest,
                 m.short_open_interest,
+                m.max_open_interest.as_deref().unwrap_or("none"),
                 status
             );
         }

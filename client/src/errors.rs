@@ -95,6 +95,7 @@ const BACKSTOP: &[BackstopError] = {
         TooManyMarkets,
         ReduceWorseThanOracle,
         EquityBelowZero,
+        OpenInterestCapExceeded,
     ]
 };
 

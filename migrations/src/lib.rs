@@ -69,6 +69,9 @@ pub struct MarketParamsConfig {
     pub max_trade_deviation_bps: u16,
     pub oracle_max_age_secs: u32,
     pub oracle_max_conf_bps: u16,
+    /// Open-interest cap in base atoms per side; 0 (the default): none.
+    #[serde(default)]
+    pub max_open_interest: u64,
 }
 
 impl ExchangeParamsConfig {
@@ -102,6 +105,7 @@ impl MarketParamsConfig {
             max_trade_deviation_bps: self.max_trade_deviation_bps,
             oracle_max_age_secs: self.oracle_max_age_secs,
             oracle_max_conf_bps: self.oracle_max_conf_bps,
+            max_open_interest: self.max_open_interest,
         }
     }
 }

@@ -7,6 +7,7 @@
 use backstop::error::BackstopError as E;
 use backstop::state::EpochPhase;
 use backstop_tests::*;
+use solana_sdk::signer::Signer;
 
 /// Equity of `u` from the program's own health report.
 fn equity(ex: &mut TestExchange, u: &User) -> i128 {
@@ -116,4 +117,73 @@ fn below_initial_margin_a_trade_never_takes_equity_below_zero() {
     // As the maker (the counterparty pays the fee) it closes at +5.
     ex.trade(&b, &a, 0, 100 * BASE, 89.15).unwrap();
     assert_eq!(equity(&mut ex, &a), 5 * USDC as i128);
+}
+
+/// Open-interest caps (issue 14): a trade may not grow a market's open interest past its
+/// cap, while trades that close or hand over positions always fill — so a cap lowered
+/// below the open interest (through the admin delay, 0 here) makes the market
+/// reduce-only — and liquidations are never capped. Refusals change nothing (the harness
+/// checks every account after each).
+#[test]
+fn the_open_interest_cap_stops_growth_never_exits() {
+    let mp = backstop::state::MarketParams {
+        max_open_interest: 150 * BASE as u64,
+        ..default_market_params()
+    };
+    let mut ex = TestExchange::with_params(default_exchange_params(), &[mp], &[100.0]);
+    let a = ex.funded_user(1_500 * USDC);
+    let b = ex.funded_user(20_000 * USDC);
+    let c = ex.funded_user(20_000 * USDC);
+    let d = ex.funded_user(20_000 * USDC);
+    let e = ex.funded_user(20_000 * USDC);
+    let k = ex.funded_user(100_000 * USDC);
+    let oi = |ex: &TestExchange| ex.market(0).long_open_interest / BASE as u64;
+    ex.trade(&a, &b, 0, 100 * BASE, 100.0).unwrap();
+    assert_eq!(oi(&ex), 100);
+    // 160 > 150: refused, with the error that says what to do.
+    assert_backstop_err(
+        ex.trade(&c, &d, 0, 60 * BASE, 100.0),
+        E::OpenInterestCapExceeded,
+    );
+    ex.trade(&c, &d, 0, 50 * BASE, 100.0).unwrap();
+    assert_eq!(oi(&ex), 150);
+    // At the cap: a hand-over (A's long to E) and a close (B buys back) both fill.
+    ex.trade(&e, &a, 0, 40 * BASE, 100.0).unwrap();
+    assert_eq!(oi(&ex), 150);
+    ex.trade(&b, &c, 0, 20 * BASE, 100.0).unwrap();
+    assert_eq!(oi(&ex), 130);
+    // Growth back to the cap is fine, one atom past it is not.
+    ex.trade(&e, &d, 0, 20 * BASE, 100.0).unwrap();
+    assert_backstop_err(ex.trade(&e, &d, 0, 1, 100.0), E::OpenInterestCapExceeded);
+
+    // Reduce-only: the admin lowers the cap to one atom, below the open interest.
+    let admin = ex.admin.insecure_clone();
+    let (exk, m) = (ex.exchange_key(), ex.markets[0].pubkey);
+    let reduce_only = backstop::state::MarketParams {
+        max_open_interest: 1,
+        ..mp
+    };
+    ex.send(
+        &[backstop_client::ix::update_market_params(
+            &admin.pubkey(),
+            &exk,
+            &m,
+            reduce_only,
+        )],
+        &[&admin],
+    )
+    .unwrap();
+    ex.send(&[backstop_client::ix::apply_market_params(&exk, &m)], &[])
+        .unwrap();
+    // C buying from D would grow both sides: refused. From E (long) it is a hand-over.
+    assert_backstop_err(ex.trade(&c, &d, 0, BASE, 100.0), E::OpenInterestCapExceeded);
+    ex.trade(&c, &e, 0, BASE, 100.0).unwrap();
+    assert_eq!(oi(&ex), 150);
+    ex.trade(&b, &a, 0, 10 * BASE, 100.0).unwrap(); // A closes 10 of its 60 against B
+    assert_eq!(oi(&ex), 140);
+    // A liquidation is never capped: A (long 50 with ~1,500 USDC) falls below maintenance.
+    ex.set_price(0, 72.0);
+    ex.liquidate(&k, &a.margin, 0, u64::MAX).unwrap();
+    assert!(oi(&ex) <= 140);
+    assert_eq!(ex.exchange().books.deficit, 0);
 }

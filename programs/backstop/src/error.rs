@@ -162,6 +162,8 @@ pub enum BackstopError {
     ReduceWorseThanOracle,
     #[msg("Below initial margin a trade may not lower the account's equity below zero")]
     EquityBelowZero,
+    #[msg("This trade would grow the market's open interest past its cap (max_open_interest): trade less, or close or hand over positions, which always fill")]
+    OpenInterestCapExceeded,
 }
 
 impl From<MathError> for BackstopError {

@@ -8,7 +8,9 @@ use crate::engine::{bankruptcy, now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::TradeFilled;
 use crate::math::safe::{negative, SafeMath};
-use crate::math::trade::{at_oracle_or_better, check_side, price_allowed, taker_fee, taker_quote};
+use crate::math::trade::{
+    at_oracle_or_better, check_side, open_interest_allowed, price_allowed, taker_fee, taker_quote,
+};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
 
@@ -138,6 +140,13 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
             BackstopError::MarketPaused
         }
         .into());
+    }
+    if !open_interest_allowed(
+        long_oi_before,
+        market.long_open_interest,
+        market.params.max_open_interest,
+    ) {
+        return Err(BackstopError::OpenInterestCapExceeded.into());
     }
     let taker_buys = base_qty > 0;
     for (side, before, base_before, buys) in [

@@ -149,6 +149,14 @@ pub fn apply_fill(
     }
 }
 
+/// Whether a trade that takes the market's open interest (per side) from `before` to
+/// `after` respects the market's cap (`cap` = 0: none). Growing past the cap is refused;
+/// a trade that does not grow open interest (closing, or handing a position over) always
+/// passes, even above a cap that was lowered below the current open interest.
+pub fn open_interest_allowed(before: u64, after: u64, cap: u64) -> bool {
+    after <= before || cap == 0 || after <= cap
+}
+
 /// Long open interest contributed by a position (Σ positive base = Σ |negative base| is I2).
 pub fn long_oi(base_qty: i64) -> u64 {
     if base_qty > 0 {
@@ -246,6 +254,22 @@ mod tests {
     }
 
     proptest! {
+        /// The cap: never grows open interest past a non-zero cap, never refuses a trade
+        /// that does not grow it, and is monotone (allowed at `after` ⇒ allowed below it).
+        #[test]
+        fn open_interest_cap(before in 0u64..1_000, after in 0u64..1_000, cap in 0u64..1_000, less in 0u64..1_000) {
+            let ok = open_interest_allowed(before, after, cap);
+            if cap != 0 && after > cap && after > before {
+                prop_assert!(!ok);
+            }
+            if after <= before || cap == 0 {
+                prop_assert!(ok);
+            }
+            if ok {
+                prop_assert!(open_interest_allowed(before, after.min(less), cap));
+            }
+        }
+
         /// A side is allowed exactly when it meets initial margin afterwards, or reduces
         /// its position without lowering its maintenance health.
         #[test]

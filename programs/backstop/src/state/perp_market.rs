@@ -30,12 +30,19 @@ pub struct MarketParams {
     pub oracle_max_age_secs: u32,
     /// Max confidence / price.
     pub oracle_max_conf_bps: u16,
+    /// Most open interest (base atoms per side) a trade may grow the market to; 0: no
+    /// cap. Trades that close or hand over positions fill whatever the open interest, so
+    /// a cap at or below the current open interest makes the market reduce-only (until
+    /// the cap is raised; unlike a pause it does not lapse, and it changes through the
+    /// admin delay like every parameter). Liquidations never grow open interest.
+    pub max_open_interest: u64,
 }
 
 impl MarketParams {
     /// Typical parameters, for tests, benchmarks and examples: 10% initial and 5%
     /// maintenance margin, 1% liquidation fee (20% of it to insurance), 0.1% taker fee,
-    /// trades within 2% of the oracle, oracle at most 60 s old and 2% uncertain.
+    /// trades within 2% of the oracle, oracle at most 60 s old and 2% uncertain, no
+    /// open-interest cap.
     pub const EXAMPLE: MarketParams = MarketParams {
         initial_margin_bps: 1_000,
         maintenance_margin_bps: 500,
@@ -45,6 +52,7 @@ impl MarketParams {
         max_trade_deviation_bps: 200,
         oracle_max_age_secs: 60,
         oracle_max_conf_bps: 200,
+        max_open_interest: 0,
     };
 
     /// 0 < liquidation fee < maintenance < initial ≤ 100%, and every other value bounded.
