@@ -3,7 +3,7 @@
 # build and the simulator's throughput, then the real keeper binary on the localnet
 # validator: oracle update → confirmed liquidation latency, crash throughput (one update
 # makes 1,000 accounts liquidatable), clawback rounds over 100 and 1,000 accounts, and
-# memory with 100,000 cached accounts. Takes ~30 minutes on 2 cores once built.
+# memory with 100,000 cached accounts. Takes ~11 minutes on 2 cores once built.
 # `scripts/bench.sh health|sim|latency|crash|clawback|memory` runs one part.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -118,10 +118,11 @@ const ro = (pubkey: PublicKey): AccountMeta => ({ pubkey, isSigner: false, isWri
 const rw = (pubkey: PublicKey): AccountMeta => ({ pubkey, isSigner: false, isWritable: true });
 const byExchange = [{ memcmp: { offset: 8, bytes: exchange.toBase58() } }];
 
-/// A landed transaction from the transaction history. This validator answers
-/// `getTransaction` once the transaction's slot is rooted (~32 slots after it is
-/// confirmed), so the history checks are collected while the scenario runs and made at
-/// the end ([`later`]), polling as any client reading history must.
+/// A landed transaction from the transaction history. A node may answer `getTransaction`
+/// a little after `confirmed` (this validator did so only at the root, 15–30 s later,
+/// until its crypto crates were optimized), so the history checks are collected while
+/// the scenario runs and made at the end ([`later`]), polling as any client reading
+/// history must.
 async function landed(signature: string) {
   for (let i = 0; i < 1200; i++) {
     const tx = await connection.getTransaction(signature, {
