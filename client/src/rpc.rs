@@ -52,7 +52,7 @@ pub fn margin_accounts(
     exchange: &Pubkey,
 ) -> anyhow::Result<Vec<(Pubkey, MarginAccount)>> {
     let mut out = vec![];
-    margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a| {
+    margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a, _| {
         out.push((k, a))
     })?;
     Ok(out)
@@ -62,13 +62,15 @@ pub fn margin_accounts(
 /// response streams in: the JSON is decoded account by account from the socket, so
 /// memory holds the decoded accounts only — not the response text, a JSON tree of it and
 /// the decoded copy at once (which took a keeper with 100,000 accounts to 384 MB).
+/// `each` also gets the response's context slot when the node sent it before the
+/// accounts (agave does), else 0 (the slot is then in the returned [`Streamed`]).
 /// Returns how many accounts were read. `commitment` matters: the node's default is
 /// `finalized`, ~13 s behind — accounts opened since would be missing.
 pub fn margin_accounts_streamed(
     url: &str,
     commitment: solana_commitment_config::CommitmentConfig,
     exchange: &Pubkey,
-    mut each: impl FnMut(Pubkey, MarginAccount),
+    mut each: impl FnMut(Pubkey, MarginAccount, u64),
 ) -> anyhow::Result<Streamed> {
     use anyhow::Context;
     use serde::de::DeserializeSeed;
@@ -98,12 +100,12 @@ pub fn margin_accounts_streamed(
     let mut slot: u64 = 0;
     let mut reader = std::io::BufReader::with_capacity(1 << 16, response);
     let mut de = serde_json::Deserializer::from_reader(&mut reader);
-    let mut on_account = |key: &str, data: &str| -> Result<(), String> {
+    let mut on_account = |key: &str, data: &str, slot: u64| -> Result<(), String> {
         let key: Pubkey = key.parse().map_err(|_| format!("bad pubkey {key}"))?;
         let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, data)
             .map_err(|e| format!("account {key}: {e}"))?;
         let account = decode::margin_account(&bytes).map_err(|e| format!("account {key}: {e}"))?;
-        each(key, account);
+        each(key, account, slot);
         count += 1;
         Ok(())
     };
@@ -135,7 +137,8 @@ mod stream {
     use serde::de::{DeserializeSeed, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer};
 
-    pub type OnAccount<'a> = dyn FnMut(&str, &str) -> Result<(), String> + 'a;
+    /// (pubkey, base64 data, the context slot read so far: 0 before `context`).
+    pub type OnAccount<'a> = dyn FnMut(&str, &str, u64) -> Result<(), String> + 'a;
 
     pub struct Envelope<'a, 'b> {
         pub on_account: &'a mut OnAccount<'b>,
@@ -210,13 +213,13 @@ mod stream {
             f.write_str("an array of keyed accounts, or one with its context")
         }
         fn visit_seq<S: SeqAccess<'de>>(self, seq: S) -> Result<(), S::Error> {
-            Accounts(self.on_account).visit_seq(seq)
+            Accounts(self.on_account, 0).visit_seq(seq)
         }
         fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
             while let Some(key) = map.next_key::<String>()? {
                 match key.as_str() {
                     "context" => *self.slot = map.next_value::<Context>()?.slot,
-                    "value" => map.next_value_seed(Accounts(&mut *self.on_account))?,
+                    "value" => map.next_value_seed(Accounts(&mut *self.on_account, *self.slot))?,
                     _ => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -226,7 +229,8 @@ mod stream {
         }
     }
 
-    struct Accounts<'a, 'b>(&'a mut OnAccount<'b>);
+    /// The accounts array, and the context slot when it came first (else 0).
+    struct Accounts<'a, 'b>(&'a mut OnAccount<'b>, u64);
 
     impl<'de> DeserializeSeed<'de> for Accounts<'_, '_> {
         type Value = ();
@@ -242,7 +246,7 @@ mod stream {
         }
         fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
             while let Some(k) = seq.next_element::<Keyed>()? {
-                (self.0)(&k.pubkey, &k.account.data.0).map_err(S::Error::custom)?;
+                (self.0)(&k.pubkey, &k.account.data.0, self.1).map_err(S::Error::custom)?;
             }
             Ok(())
         }

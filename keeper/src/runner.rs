@@ -168,7 +168,7 @@ pub fn read_snapshot(
     let before = rpc.get_slot().unwrap_or(0);
     let snap = load_exchange(rpc, exchange)?;
     let mut accounts = HashMap::new();
-    let read = margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a| {
+    let read = margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a, _| {
         accounts.insert(k, a);
     })
     .context("getProgramAccounts")?;
@@ -237,18 +237,25 @@ impl Keeper {
     /// holds a newer write (a notification that arrived while the snapshot was read).
     /// Returns the cluster time of the snapshot.
     pub fn install(&mut self, snap: Snapshot) -> i64 {
+        let now = self.install_exchange(&snap.exchange);
+        self.install_accounts(snap.accounts, snap.accounts_slot);
+        now
+    }
+
+    /// The exchange, market and oracle part of [`Keeper::install`]; returns the cluster
+    /// time it was read at.
+    fn install_exchange(&mut self, ex: &backstop_client::rpc::ExchangeSnapshot) -> i64 {
         let slot_of = |k: &Pubkey| {
-            snap.exchange
-                .read_at
+            ex.read_at
                 .iter()
                 .find(|(x, _)| x == k)
                 .map_or(0, |(_, s)| *s)
         };
-        let ex_key = snap.exchange.address;
+        let ex_key = ex.address;
         if self.newer(&ex_key, slot_of(&ex_key)) {
-            self.book.exchange = Some(snap.exchange.exchange.clone());
+            self.book.exchange = Some(ex.exchange.clone());
         }
-        let mut markets = snap.exchange.markets.clone();
+        let mut markets = ex.markets.clone();
         for m in &mut markets {
             let old = self
                 .book
@@ -268,35 +275,46 @@ impl Keeper {
             }
         }
         self.book.markets = markets;
-        self.install_accounts(snap.accounts, snap.accounts_slot);
-        // A full snapshot may change any account: the health pass rebuilds.
-        self.pass.reset();
-        snap.exchange.now
+        ex.now
     }
 
     /// The margin-account part of [`Keeper::install`]: every account read at `slot`
     /// replaces the book's unless the book's is newer; an account the snapshot does not
     /// have is dropped unless it was written after `slot` (created since).
     pub fn install_accounts(&mut self, accounts: HashMap<Pubkey, MarginAccount>, slot: u64) {
+        let seen: HashSet<Pubkey> = accounts.keys().copied().collect();
+        for (k, a) in accounts {
+            self.merge_account(k, a, slot);
+        }
+        self.drop_unseen(&seen, slot);
+    }
+
+    /// One account of a snapshot read at `slot`: it replaces the book's unless the book's
+    /// is newer.
+    fn merge_account(&mut self, key: Pubkey, a: MarginAccount, slot: u64) {
+        if self.newer(&key, slot) {
+            self.put_account(key, a);
+        }
+    }
+
+    /// After a full snapshot read at `slot` that had exactly the accounts `seen`: an
+    /// account it did not have is dropped unless it was written after `slot` (created
+    /// since). The removal is recorded at `slot`: a notification from before the close,
+    /// still queued, cannot bring the account back. The health pass then rebuilds.
+    fn drop_unseen(&mut self, seen: &HashSet<Pubkey>, slot: u64) {
         let gone: Vec<Pubkey> = self
             .book
             .accounts
             .keys()
-            .filter(|k| !accounts.contains_key(k))
+            .filter(|k| !seen.contains(k))
             .copied()
             .collect();
         for k in gone {
-            // The removal is recorded at `slot`: a notification from before the close,
-            // still queued, cannot bring the account back.
             if self.newer(&k, slot) {
                 self.drop_account(&k);
             }
         }
-        for (k, a) in accounts {
-            if self.newer(&k, slot) {
-                self.put_account(k, a);
-            }
-        }
+        self.pass.reset();
     }
 
     pub fn now(&self) -> i64 {
@@ -319,6 +337,39 @@ impl Keeper {
         pda::margin_account(&self.settings.exchange, &self.sender.payer.pubkey())
     }
 
+    /// Reads a full snapshot into the book: the exchange, markets and oracles, then every
+    /// margin account merged as the `getProgramAccounts` response streams in (at the
+    /// response's context slot), so a resync never holds a second copy of the book. An
+    /// account the node sends before its context slot (agave sends the context first)
+    /// waits for it. Returns the snapshot's cluster time.
+    fn stream_snapshot(&mut self) -> Result<i64> {
+        let rpc = &self.sender.rpc;
+        // A lower bound for the snapshot's slot, should the node not give its context.
+        let floor = rpc.get_slot().unwrap_or(0);
+        let ex = load_exchange(rpc, &self.settings.exchange)?;
+        let (url, commitment, exchange) = (rpc.url(), rpc.commitment(), self.settings.exchange);
+        let now = self.install_exchange(&ex);
+        // Every account may change: the health pass rebuilds (and tracks nothing meanwhile).
+        self.pass.reset();
+        let mut seen: HashSet<Pubkey> = HashSet::with_capacity(self.book.accounts.len());
+        let mut early = vec![];
+        let read = margin_accounts_streamed(&url, commitment, &exchange, |k, a, slot| {
+            seen.insert(k);
+            if slot > 0 {
+                self.merge_account(k, a, slot);
+            } else {
+                early.push((k, a));
+            }
+        })
+        .context("getProgramAccounts")?;
+        let slot = if read.slot > 0 { read.slot } else { floor };
+        for (k, a) in early {
+            self.merge_account(k, a, slot);
+        }
+        self.drop_unseen(&seen, slot);
+        Ok(now)
+    }
+
     /// Full resync; reconciles the cached book with the chain.
     pub fn resync(&mut self) -> Result<()> {
         let old: Vec<(u16, _)> = self
@@ -328,8 +379,7 @@ impl Keeper {
             .map(|m| (m.market.index, m.oracle.clone()))
             .collect();
         let before = self.book.accounts.len();
-        let snap = read_snapshot(&self.sender.rpc, &self.settings.exchange)?;
-        let now = self.install(snap);
+        let now = self.stream_snapshot()?;
         for m in &self.book.markets {
             let was = old
                 .iter()
