@@ -911,9 +911,10 @@ impl Keeper {
             let tx = tx.clone();
             let jtx = jtx.clone();
             let stop = stop.clone();
+            let metrics = self.metrics.clone();
             std::thread::Builder::new()
                 .name("confirmer".into())
-                .spawn(move || confirm_loop(&sender, &prx, &tx, &jtx, &stop))?;
+                .spawn(move || confirm_loop(&sender, &metrics, &prx, &tx, &jtx, &stop))?;
         }
         let mut last_resync = Instant::now();
         let mut last_decide = Instant::now() - Duration::from_secs(10);
@@ -1092,6 +1093,7 @@ impl Keeper {
 /// the decision loop: every job ends in exactly one `Msg::Done`.
 fn confirm_loop(
     sender: &Sender,
+    metrics: &Metrics,
     incoming: &Receiver<Pending>,
     done: &ChanSender<Msg>,
     resend: &ChanSender<Job>,
@@ -1139,6 +1141,7 @@ fn confirm_loop(
             }
             Err(e) => {
                 rpc_errors += 1;
+                metrics.error("rpc");
                 if rpc_errors % 25 == 1 {
                     warn!(error = %e, pending = pending.len(), "cannot read signature statuses; retrying");
                 }
