@@ -107,8 +107,8 @@ pub struct Keeper {
     /// Planning counts them as done (the keeper's margin and --max-position room), and
     /// liquidations list their markets.
     takeovers: HashMap<Pubkey, (plan::Takeover, u64)>,
-    /// Batch members of a tally or clawback that failed with a program error: sent alone
-    /// until one succeeds, so one bad account cannot hold back its batch.
+    /// Members of a tally or clawback batch that failed: sent alone until each succeeds,
+    /// so one bad account cannot hold back its batch.
     suspect: HashSet<Pubkey>,
     /// The takeovers `decide` planned, until the dispatch sends (or drops) them.
     planned: HashMap<Pubkey, (plan::Takeover, u64)>,
@@ -136,47 +136,26 @@ fn local_unix() -> i64 {
     crate::metrics::unix_ms() / 1_000
 }
 
-/// Takes a full snapshot: the exchange, markets, oracles, the clock and every margin account.
+/// Takes a full snapshot: the exchange, markets, oracles, the clock and every margin
+/// account (for `status`; the running keeper merges its resyncs into its book instead,
+/// [`Keeper::resync`]).
 pub fn snapshot(
     rpc: &solana_rpc_client::rpc_client::RpcClient,
     exchange: &Pubkey,
 ) -> Result<(Book, i64)> {
-    let snap = read_snapshot(rpc, exchange)?;
-    let book = Book {
-        exchange_address: *exchange,
-        exchange: Some(snap.exchange.exchange),
-        markets: snap.exchange.markets,
-        accounts: snap.accounts,
-    };
-    Ok((book, snap.exchange.now))
-}
-
-/// Everything the keeper reads in a resync, each part with the slot it was read at.
-pub struct Snapshot {
-    pub exchange: backstop_client::rpc::ExchangeSnapshot,
-    pub accounts: HashMap<Pubkey, MarginAccount>,
-    /// The `getProgramAccounts` context slot of `accounts`.
-    pub accounts_slot: u64,
-}
-
-/// Reads the exchange, its markets and oracles, and every margin account.
-pub fn read_snapshot(
-    rpc: &solana_rpc_client::rpc_client::RpcClient,
-    exchange: &Pubkey,
-) -> Result<Snapshot> {
-    // A lower bound for the snapshot's slot, should the node not give its context.
-    let before = rpc.get_slot().unwrap_or(0);
-    let snap = load_exchange(rpc, exchange)?;
+    let ex = load_exchange(rpc, exchange)?;
     let mut accounts = HashMap::new();
-    let read = margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a, _| {
+    margin_accounts_streamed(&rpc.url(), rpc.commitment(), exchange, |k, a, _| {
         accounts.insert(k, a);
     })
     .context("getProgramAccounts")?;
-    Ok(Snapshot {
-        exchange: snap,
+    let book = Book {
+        exchange_address: *exchange,
+        exchange: Some(ex.exchange),
+        markets: ex.markets,
         accounts,
-        accounts_slot: if read.slot > 0 { read.slot } else { before },
-    })
+    };
+    Ok((book, ex.now))
 }
 
 impl Keeper {
@@ -233,17 +212,9 @@ impl Keeper {
         true
     }
 
-    /// Puts `snap` into the book, account by account, except where the book already
-    /// holds a newer write (a notification that arrived while the snapshot was read).
-    /// Returns the cluster time of the snapshot.
-    pub fn install(&mut self, snap: Snapshot) -> i64 {
-        let now = self.install_exchange(&snap.exchange);
-        self.install_accounts(snap.accounts, snap.accounts_slot);
-        now
-    }
-
-    /// The exchange, market and oracle part of [`Keeper::install`]; returns the cluster
-    /// time it was read at.
+    /// Puts a snapshot's exchange, markets and oracles into the book, each unless the book
+    /// already holds a newer write (a notification that arrived while it was read);
+    /// returns the cluster time it was read at.
     fn install_exchange(&mut self, ex: &backstop_client::rpc::ExchangeSnapshot) -> i64 {
         let slot_of = |k: &Pubkey| {
             ex.read_at
@@ -278,7 +249,8 @@ impl Keeper {
         ex.now
     }
 
-    /// The margin-account part of [`Keeper::install`]: every account read at `slot`
+    /// A snapshot's margin accounts read at `slot`, all at once (the resync streams them
+    /// through the same [`Keeper::merge_account`] and [`Keeper::drop_unseen`]): each
     /// replaces the book's unless the book's is newer; an account the snapshot does not
     /// have is dropped unless it was written after `slot` (created since).
     pub fn install_accounts(&mut self, accounts: HashMap<Pubkey, MarginAccount>, slot: u64) {
