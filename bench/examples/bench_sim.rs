@@ -21,7 +21,8 @@ fn main() {
     for n in [10_000usize, 100_000, 1_000_000] {
         let prices = population::scenario("crash-30").expect("scenario");
         let t = Instant::now();
-        let pop = population::generate(n, 7, prices[0]).expect("population");
+        let pop = population::generate(n, 7, prices[0], &backstop_sim::Market::default())
+            .expect("population");
         let generated = t.elapsed().as_secs_f64();
         let capital: u128 = pop.iter().map(|a| a.capital as u128).sum();
         let t = Instant::now();

@@ -117,6 +117,16 @@ pub struct MarketParamFlags {
     /// open interest makes the market reduce-only.
     #[arg(long)]
     max_open_interest: Option<u64>,
+    /// Size premium: margin rates grow as IMF·√|base atoms|/10⁶ bps past the base initial
+    /// rate (0: fixed rates; at most 1,000,000, moved by at most 20,000 per change).
+    #[arg(long)]
+    imf_factor: Option<u32>,
+    /// Share of unrealized profit initial margin counts, in bps (10,000: all).
+    #[arg(long)]
+    unrealized_weight_bps: Option<u16>,
+    /// Time constant of the smoothed price initial margin also checks (0: none).
+    #[arg(long)]
+    stable_price_window_secs: Option<u32>,
 }
 
 fn exchange_params(now: ExchangeParams, f: &ExchangeParamFlags) -> Result<ExchangeParams> {
@@ -157,6 +167,11 @@ fn market_params(now: MarketParams, f: &MarketParamFlags) -> MarketParams {
         oracle_max_age_secs: f.oracle_max_age_secs.unwrap_or(now.oracle_max_age_secs),
         oracle_max_conf_bps: f.oracle_max_conf_bps.unwrap_or(now.oracle_max_conf_bps),
         max_open_interest: f.max_open_interest.unwrap_or(now.max_open_interest),
+        imf_factor: f.imf_factor.unwrap_or(now.imf_factor),
+        unrealized_weight_bps: f.unrealized_weight_bps.unwrap_or(now.unrealized_weight_bps),
+        stable_price_window_secs: f
+            .stable_price_window_secs
+            .unwrap_or(now.stable_price_window_secs),
     }
 }
 

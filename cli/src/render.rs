@@ -73,6 +73,15 @@ pub struct PositionView {
     pub mark_price: Option<String>,
     pub unrealized: Option<i64>,
     pub liquidation_price: Option<String>,
+    /// The margin rates in force for this position's size (`size_scaled_rates`), bps.
+    pub initial_margin_bps: u16,
+    pub maintenance_margin_bps: u16,
+    /// Share of its unrealized profit initial margin counts, bps.
+    pub unrealized_weight_bps: u16,
+    /// The market's smoothed price (initial margin uses the worse of it and the oracle).
+    pub smoothed_price: Option<String>,
+    /// The market's price failed a guard and is valued conservatively (docs/DESIGN.md §8.2).
+    pub degraded_price: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -91,6 +100,11 @@ pub struct ReceiptView {
     pub rate_num: String,
     pub rate_den: String,
     pub charged: u64,
+}
+
+/// Basis points as a percentage with two decimals.
+fn pct(bps: u16) -> String {
+    format!("{}.{:02}%", bps / 100, bps % 100)
 }
 
 pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -> AccountView {
@@ -115,6 +129,9 @@ pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -
                     conf: 0,
                     initial_margin_bps: 0,
                     maintenance_margin_bps: 0,
+                    stable_price: 0,
+                    unrealized_weight_bps: 10_000,
+                    degraded: false,
                 }],
             )
             .ok()
@@ -132,6 +149,10 @@ pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -
         };
         let liq = cache.liquidation_price(a, p.market_index);
         let pp = price_places(d);
+        let params = &m.market.params;
+        let (im_bps, mm_bps) = params
+            .margin_rates(p.base_qty)
+            .unwrap_or((params.initial_margin_bps, params.maintenance_margin_bps));
         positions.push(PositionView {
             market: m.name(),
             market_index: p.market_index,
@@ -147,6 +168,12 @@ pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -
             mark_price: mark.map(|mp| format_price(mp.price.price, d, bd, pp)),
             unrealized: unrealized.map(|u| u as i64),
             liquidation_price: liq.map(|l| format_price(l, d, bd, pp)),
+            initial_margin_bps: im_bps,
+            maintenance_margin_bps: mm_bps,
+            unrealized_weight_bps: params.unrealized_weight_bps,
+            smoothed_price: (params.stable_price_window_secs > 0 && m.market.stable_price > 0)
+                .then(|| format_price(m.market.stable_price, d, bd, pp)),
+            degraded_price: mark.is_some_and(|mp| mp.degraded),
         });
     }
     let c = &a.clawback;
@@ -256,6 +283,13 @@ impl AccountView {
                     amount(h.maintenance_health.into(), d)
                 );
                 let _ = writeln!(o, "  status             {}", h.status);
+                for p in &self.price_problems {
+                    let _ = writeln!(
+                        o,
+                        "                     market {}: {} — valued conservatively (its position counts at the edge of its price interval) until the oracle publishes",
+                        p.market_index, p.problem
+                    );
+                }
             }
         }
         if self.positions.is_empty() {
@@ -277,6 +311,27 @@ impl AccountView {
                     opt(&p.mark_price),
                     opt_amount(p.unrealized, d),
                     opt(&p.liquidation_price),
+                );
+            }
+            let _ = writeln!(
+                o,
+                "\n  {:<10} {:>8} {:>8} {:>18} {:>14}",
+                "MARKET", "IM", "MM", "PROFIT WEIGHT IM", "SMOOTHED"
+            );
+            for p in &self.positions {
+                let _ = writeln!(
+                    o,
+                    "  {:<10} {:>8} {:>8} {:>18} {:>14}{}",
+                    p.market,
+                    pct(p.initial_margin_bps),
+                    pct(p.maintenance_margin_bps),
+                    pct(p.unrealized_weight_bps),
+                    opt(&p.smoothed_price),
+                    if p.degraded_price {
+                        "  (price degraded: valued conservatively)"
+                    } else {
+                        ""
+                    },
                 );
             }
         }

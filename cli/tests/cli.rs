@@ -188,6 +188,13 @@ fn happy_paths(cli: &Cli) {
         show["positions"][0]["liquidation_price"].is_null(),
         "{show}"
     );
+    // The margin rules in force for this position (localnet.toml: dynamic margins; 2 SOL
+    // is far below the size premium's threshold, so the base rates).
+    assert_eq!(show["positions"][0]["initial_margin_bps"], 1_000);
+    assert_eq!(show["positions"][0]["maintenance_margin_bps"], 500);
+    assert_eq!(show["positions"][0]["unrealized_weight_bps"], 8_000);
+    assert_eq!(show["positions"][0]["smoothed_price"], "150.0000");
+    assert_eq!(show["positions"][0]["degraded_price"], false);
 
     let text = cli.ok(0, &["account", "show"]).stdout;
     for needle in [
@@ -197,6 +204,8 @@ fn happy_paths(cli: &Cli) {
         "SOL-PERP",
         "long",
         "LIQ. PRICE",
+        "PROFIT WEIGHT IM",
+        "80.00%",
         "Clawback receipts: none",
     ] {
         assert!(text.contains(needle), "{needle:?} missing from:\n{text}");

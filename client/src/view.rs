@@ -6,7 +6,7 @@
 
 use anchor_lang::prelude::Pubkey;
 use backstop::math::health::Health;
-use backstop::math::oracle_price::{self, FixedPrice, RawPrice, Rejection};
+use backstop::math::oracle_price::{self, FixedPrice, RawPrice, Rejection, ValuedPrice};
 use backstop::oracle::PriceCache;
 use backstop::state::{MarginAccount, OracleKind, PerpMarket};
 
@@ -66,6 +66,26 @@ impl MarketState {
         oracle_price::to_fixed(raw, quote_decimals, self.market.base_decimals)
             .map_err(|_| PriceProblem::Rejected(Rejection::Unrepresentable))
     }
+
+    /// The price the program values positions at `now`: the guarded price, or its
+    /// conservative stand-in when a guard fails (`degraded`).
+    pub fn valued_price(&self, quote_decimals: u8, now: i64) -> Result<ValuedPrice, PriceProblem> {
+        let raw = self
+            .oracle
+            .as_ref()
+            .map_err(|e| PriceProblem::Undecodable(e.clone()))?;
+        let p = &self.market.params;
+        oracle_price::valued(
+            raw,
+            now,
+            p.oracle_max_age_secs,
+            p.oracle_max_conf_bps,
+            quote_decimals,
+            self.market.base_decimals,
+            self.market.last_price,
+        )
+        .map_err(PriceProblem::Rejected)
+    }
 }
 
 /// (market, oracle) pairs for every market `account` holds a position in: the remaining
@@ -108,8 +128,10 @@ impl std::fmt::Display for PriceProblem {
     }
 }
 
-/// The program's price cache filled with every market whose price passes the guards at
-/// `now`, and the markets that were left out with the reason.
+/// The program's price cache at `now`: every market whose price passes the guards, and —
+/// valued conservatively, as the program values them (`oracle_price::valued`) — those
+/// whose price is stale, too uncertain or unusable but has a stand-in; plus every market
+/// with a price problem and the reason (degraded ones included).
 pub fn price_cache(
     markets: &[MarketState],
     quote_decimals: u8,
@@ -118,9 +140,11 @@ pub fn price_cache(
     let mut cache = PriceCache::default();
     let mut problems = vec![];
     for m in markets {
-        match m.price(quote_decimals, now) {
-            Ok(p) => cache.insert(&m.market, p),
-            Err(e) => problems.push((m.market.index, e)),
+        if let Err(e) = m.price(quote_decimals, now) {
+            problems.push((m.market.index, e));
+        }
+        if let Ok(v) = m.valued_price(quote_decimals, now) {
+            cache.insert_valued(&m.market, v);
         }
     }
     (cache, problems)
@@ -262,6 +286,8 @@ mod tests {
                 index: 0,
                 price: FixedPrice { price, conf: 0 },
                 params: params(),
+                stable_price: 0,
+                degraded: false,
             }],
         }
     }

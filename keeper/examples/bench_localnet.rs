@@ -42,8 +42,15 @@ fn main() -> Result<()> {
         Some("clawback") => clawback(n(100)?, !args.iter().any(|a| a == "--no-lookup-tables")),
         Some("memory") => memory(n(100_000)?),
         Some("crash") => crash_throughput(n(1_000)?),
+        Some("round") => round_at_scale(
+            n(100_000)?,
+            args.get(2)
+                .map(|s| s.parse().context("the holder count must be a number"))
+                .unwrap_or(Ok(10_000))?,
+            !args.iter().any(|a| a == "--no-lookup-tables"),
+        ),
         _ => bail!(
-            "usage: bench_localnet latency [N] | clawback [N] [--no-lookup-tables] | memory [N] | crash [N]"
+            "usage: bench_localnet latency [N] | clawback [N] [--no-lookup-tables] | memory [N] | crash [N] | round [N] [HOLDERS] [--no-lookup-tables]"
         ),
     }
 }
@@ -258,26 +265,7 @@ fn clawback(n: usize, lookup_tables: bool) -> Result<()> {
     let processed = RpcClient::new_with_commitment(net.rpc_url(), CommitmentConfig::processed());
     let t0 = Instant::now();
     crash::set_price(&net, &c, 85)?;
-    let mut seen: Vec<(EpochPhase, Duration)> = vec![];
-    loop {
-        if let Ok(d) = processed.get_account_data(&c.exchange) {
-            let e = decode::exchange(&d)?;
-            if seen.last().map(|s| s.0) != Some(e.epoch.phase) {
-                seen.push((e.epoch.phase, t0.elapsed()));
-            }
-            if e.epoch.phase == EpochPhase::Normal && e.epoch.epoch_id >= 2 && e.books.deficit == 0
-            {
-                break;
-            }
-        }
-        if t0.elapsed() > Duration::from_secs(600) {
-            bail!(
-                "the round did not finish in 10 minutes: {seen:?}\n{}",
-                k.logs()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let seen = watch_round(&processed, &c.exchange, t0, Duration::from_secs(600), &k)?;
     let at = |p: EpochPhase| seen.iter().find(|s| s.0 == p).map(|s| s.1);
     let (begin, end) = (
         at(EpochPhase::Tallying).context("never saw Tallying")?,
@@ -309,6 +297,38 @@ fn clawback(n: usize, lookup_tables: bool) -> Result<()> {
     backstop_localnet::check_conservation(&rpc, &c.exchange)?;
     k.terminate();
     Ok(())
+}
+
+/// The epoch phases seen on `exchange` (with the time since `t0`) until the round that
+/// closes the first epoch ends in `Normal` with no deficit; fails after `limit`.
+fn watch_round(
+    processed: &RpcClient,
+    exchange: &Pubkey,
+    t0: Instant,
+    limit: Duration,
+    k: &KeeperProc,
+) -> Result<Vec<(EpochPhase, Duration)>> {
+    let mut seen: Vec<(EpochPhase, Duration)> = vec![];
+    loop {
+        if let Ok(d) = processed.get_account_data(exchange) {
+            let e = decode::exchange(&d)?;
+            if seen.last().map(|s| s.0) != Some(e.epoch.phase) {
+                seen.push((e.epoch.phase, t0.elapsed()));
+            }
+            if e.epoch.phase == EpochPhase::Normal && e.epoch.epoch_id >= 2 && e.books.deficit == 0
+            {
+                return Ok(seen);
+            }
+        }
+        if t0.elapsed() > limit {
+            bail!(
+                "the round did not finish in {} s: {seen:?}\n{}",
+                limit.as_secs(),
+                k.logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }
 
 /// Crash throughput: one oracle update makes `n` accounts liquidatable at once; slots and
@@ -532,5 +552,517 @@ fn memory(n: usize) -> Result<()> {
         bail!("the keeper cached {cached} accounts, expected {n}");
     }
     k.terminate();
+    Ok(())
+}
+
+/// The round at Drift's scale: `n` margin accounts written into genesis with a consistent
+/// exchange (its counters, open interest and vault balance include them), `holders` of
+/// them holding positions — `holders − 1` shorts of 1 PERP against one 10x long whale —
+/// and the rest idle with capital. One price update ($100 → $85) makes the whale
+/// bankrupt: the keeper liquidates it, the epoch opens and the keeper runs the round,
+/// while a trader sends trades between two accounts throughout. Reports refused trades,
+/// `begin_clawback` → `Normal` wall time and transactions, the accounts each batch named
+/// and the log bytes of the largest.
+///
+/// The exchange itself is built by the real instructions on a first, small validator
+/// (exchange, market, oracle, insurance, the keeper's, whale's and traders' accounts); its
+/// accounts are read back, the seeded accounts added to its books, and a second
+/// validator starts with all of it in genesis. With lookup tables, the keeper's tables of
+/// every margin account are seeded too (as a keeper that has run before would own them).
+fn round_at_scale(n: usize, holders: usize, lookup_tables: bool) -> Result<()> {
+    use solana_rpc_client::rpc_client::GetConfirmedSignaturesForAddress2Config;
+    use solana_rpc_client_api::config::RpcTransactionConfig;
+    use solana_sdk::account::ReadableAccount;
+    use solana_transaction_status_client_types::{
+        option_serializer::OptionSerializer, UiTransactionEncoding,
+    };
+
+    if holders < 2 || n < holders + 3 {
+        bail!("need at least 2 holders and n ≥ holders + 3 (the keeper and two traders)");
+    }
+    const EXCHANGE_ID: u16 = 7;
+    const SHORT_CAPITAL: u64 = 50 * USDC;
+    const IDLE_CAPITAL: u64 = 10 * USDC;
+    let admin = Keypair::new();
+    let shorts = holders - 1;
+
+    // 1. The exchange and its real participants, by instruction, on a small validator.
+    let t = Instant::now();
+    let (c, keeper, whale, traders, mut genesis) = {
+        let net = localnet("round-setup", admin.insecure_clone(), vec![])?;
+        let c = crash::empty_exchange(&net, EXCHANGE_ID, 600)?;
+        crash::set_price(&net, &c, 100)?;
+        let mut w = crash::open_accounts(
+            &net,
+            &c,
+            // The keeper; the whale, 10x long at $100 (so $85 leaves it 50% under water);
+            // the trader's two accounts.
+            &[
+                10_000_000 * USDC,
+                shorts as u64 * 10 * USDC,
+                100_000 * USDC,
+                100_000 * USDC,
+            ],
+            |_, _| vec![],
+            None,
+        )?;
+        let t2 = w.pop().context("trader")?;
+        let t1 = w.pop().context("trader")?;
+        let whale = w.pop().context("whale")?;
+        let keeper = w.pop().context("keeper")?;
+        crash::fund_insurance(&net, &c, 100 * USDC)?;
+        let rpc = net.rpc();
+        let ex = decode::exchange(&rpc.get_account_data(&c.exchange)?)?;
+        let mut keys_to_copy = vec![
+            c.exchange,
+            c.market,
+            c.oracle,
+            ex.vault,
+            ex.insurance_vault,
+            ex.collateral_mint,
+        ];
+        for w in [&keeper, &whale, &t1, &t2] {
+            keys_to_copy.push(pda::margin_account(&c.exchange, &w.pubkey()));
+        }
+        let mut copied = vec![];
+        for k in keys_to_copy {
+            copied.push((k, AccountSharedData::from(rpc.get_account(&k)?)));
+        }
+        (c, keeper, whale, [t1, t2], copied)
+    };
+    println!(
+        "set-up: exchange {} built by instruction on a first validator in {:.1} s",
+        c.exchange,
+        t.elapsed().as_secs_f64()
+    );
+
+    // 2. The seeded accounts, and the books that include them.
+    let t = Instant::now();
+    let space = 8 + MarginAccount::INIT_SPACE;
+    let lamports = solana_sdk::rent::Rent::default().minimum_balance(space);
+    let margin_data = |a: &MarginAccount| -> Vec<u8> {
+        let mut data = MarginAccount::DISCRIMINATOR.to_vec();
+        a.serialize(&mut data).expect("serialize");
+        data.resize(space, 0);
+        data
+    };
+    let per_short = BASE;
+    let short_basis = -100 * USDC as i64; // 1 PERP sold at $100
+    let whale_qty = shorts as i64 * per_short;
+    let seeded = n - 4;
+    let mut seeded_capital: u64 = 0;
+    let mut all_margin: Vec<Pubkey> = vec![];
+    let mut profit_first: Vec<Pubkey> = vec![];
+    for i in 0..seeded {
+        let owner = Pubkey::new_unique();
+        let (address, bump) = Pubkey::find_program_address(
+            &[
+                backstop::constants::MARGIN_SEED,
+                c.exchange.as_ref(),
+                owner.as_ref(),
+            ],
+            &backstop::ID,
+        );
+        let mut positions = [Position::default(); backstop::constants::MAX_POSITIONS];
+        let short = i < shorts;
+        if short {
+            positions[0] = Position {
+                market_index: 0,
+                active: true,
+                base_qty: -per_short,
+                quote_basis: short_basis,
+            };
+        }
+        let capital = if short { SHORT_CAPITAL } else { IDLE_CAPITAL };
+        seeded_capital += capital;
+        let a = MarginAccount {
+            exchange: c.exchange,
+            owner,
+            bump,
+            capital,
+            pnl: 0,
+            positions,
+            warmup: Default::default(),
+            clawback: Default::default(),
+            created_at: 0,
+            epoch_withdrawn: 0,
+            withdrawn_epoch: 0,
+            epoch_deposited: 0,
+            deposited_epoch: 0,
+        };
+        genesis.push((
+            address,
+            AccountSharedData::from(Account {
+                lamports,
+                data: margin_data(&a),
+                owner: backstop::ID,
+                executable: false,
+                rent_epoch: u64::MAX,
+            }),
+        ));
+        if short {
+            profit_first.push(address);
+        } else {
+            all_margin.push(address);
+        }
+    }
+    let whale_account = pda::margin_account(&c.exchange, &whale.pubkey());
+    let mut real = vec![whale_account];
+    real.extend(
+        [&keeper, &traders[0], &traders[1]].map(|w| pda::margin_account(&c.exchange, &w.pubkey())),
+    );
+    profit_first.splice(0..0, real);
+    profit_first.extend(all_margin);
+    let all_margin = profit_first;
+
+    let patch = |genesis: &mut Vec<(Pubkey, AccountSharedData)>,
+                 key: &Pubkey,
+                 f: &mut dyn FnMut(&mut Vec<u8>)|
+     -> Result<()> {
+        let (_, acct) = genesis
+            .iter_mut()
+            .find(|(k, _)| k == key)
+            .context("copied account")?;
+        let mut data = acct.data().to_vec();
+        f(&mut data);
+        acct.set_data_from_slice(&data);
+        Ok(())
+    };
+    let reserialize = |data: &mut Vec<u8>, bytes: Vec<u8>| {
+        let len = data.len();
+        data[..bytes.len()].copy_from_slice(&bytes);
+        data.truncate(len);
+    };
+    // The whale: 10x long of every short's PERP at $100.
+    patch(&mut genesis, &whale_account, &mut |d| {
+        let mut a = decode::margin_account(d).expect("whale");
+        a.positions[0] = Position {
+            market_index: 0,
+            active: true,
+            base_qty: whale_qty,
+            quote_basis: -short_basis * shorts as i64,
+        };
+        reserialize(d, margin_data(&a));
+    })?;
+    let ex_key = c.exchange;
+    patch(&mut genesis, &ex_key, &mut |d| {
+        let mut e = decode::exchange(d).expect("exchange");
+        e.num_accounts += seeded as u32;
+        e.books.total_capital += u128::from(seeded_capital);
+        e.books.vault_balance += seeded_capital;
+        // Σ basis: the whale's +shorts·$100 and the shorts' −$100 each cancel.
+        e.profit_capable_accounts += shorts as u32 + 1; // the shorts and the whale
+        e.capital_accounts += seeded as u32;
+        let mut bytes = backstop::state::Exchange::DISCRIMINATOR.to_vec();
+        e.serialize(&mut bytes).expect("serialize");
+        reserialize(d, bytes);
+    })?;
+    patch(&mut genesis, &c.market, &mut |d| {
+        let mut m = decode::market(d).expect("market");
+        m.long_open_interest += whale_qty as u64;
+        m.short_open_interest += whale_qty as u64;
+        let mut bytes = backstop::state::PerpMarket::DISCRIMINATOR.to_vec();
+        m.serialize(&mut bytes).expect("serialize");
+        reserialize(d, bytes);
+    })?;
+    let ex = decode::exchange(
+        genesis
+            .iter()
+            .find(|(k, _)| *k == ex_key)
+            .context("the copied exchange")?
+            .1
+            .data(),
+    )?;
+    // SPL token layouts: an account's amount at bytes 64..72, a mint's supply at 36..44.
+    let add_u64 = |d: &mut Vec<u8>, at: usize, v: u64| {
+        let old = u64::from_le_bytes(d[at..at + 8].try_into().unwrap());
+        d[at..at + 8].copy_from_slice(&(old + v).to_le_bytes());
+    };
+    patch(&mut genesis, &ex.vault, &mut |d| {
+        add_u64(d, 64, seeded_capital)
+    })?;
+    patch(&mut genesis, &ex.collateral_mint, &mut |d| {
+        add_u64(d, 36, seeded_capital)
+    })?;
+
+    // The keeper's lookup tables, as its maintenance thread would have left them.
+    if lookup_tables {
+        use solana_address_lookup_table_interface::state::LOOKUP_TABLE_MAX_ADDRESSES;
+        for chunk in all_margin.chunks(LOOKUP_TABLE_MAX_ADDRESSES) {
+            // LookupTableMeta (bincode): state tag 1, deactivation slot (none), last
+            // extended slot 0 (every address active from slot 1), start index 0, the
+            // authority, 2 bytes of padding; then the addresses.
+            let mut data = 1u32.to_le_bytes().to_vec();
+            data.extend(u64::MAX.to_le_bytes());
+            data.extend(0u64.to_le_bytes());
+            data.push(0);
+            data.push(1);
+            data.extend(keeper.pubkey().to_bytes());
+            data.extend([0, 0]);
+            for k in chunk {
+                data.extend(k.to_bytes());
+            }
+            genesis.push((
+                Pubkey::new_unique(),
+                AccountSharedData::from(Account {
+                    lamports: solana_sdk::rent::Rent::default().minimum_balance(data.len()),
+                    data,
+                    owner: solana_address_lookup_table_interface::program::id(),
+                    executable: false,
+                    rent_epoch: u64::MAX,
+                }),
+            ));
+        }
+    }
+    println!(
+        "seeded {seeded} margin accounts ({shorts} shorts of 1 PERP with {} USDC, {} idle with {} USDC) in {:.1} s",
+        SHORT_CAPITAL / USDC,
+        seeded - shorts,
+        IDLE_CAPITAL / USDC,
+        t.elapsed().as_secs_f64()
+    );
+
+    // 3. The validator with all of it in genesis, the keeper and the trader.
+    let t = Instant::now();
+    let net = localnet("round", admin, genesis)?;
+    println!(
+        "validator with {n} margin accounts in genesis up in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let rpc = net.rpc();
+    for w in [&keeper, &traders[0], &traders[1]] {
+        net.fund_sol(&w.pubkey(), 10_000_000_000)?;
+    }
+    crash::set_price(&net, &c, 100)?;
+    backstop_localnet::check_conservation(&rpc, &c.exchange)
+        .context("the seeded exchange is not consistent")?;
+    let t = Instant::now();
+    let mut flags = vec!["--resync-secs", "120", "--confirm-timeout-secs", "20"];
+    if !lookup_tables {
+        flags.extend(["--no-lookup-tables", ""]);
+    }
+    let k = KeeperProc::start(&keeper_bin()?, &net, &c.exchange, &keeper, "round", &flags);
+    k.wait_ready_within(Duration::from_secs(900));
+    println!(
+        "keeper ready with {} accounts in {:.1} s",
+        k.metric("backstop_keeper_accounts"),
+        t.elapsed().as_secs_f64()
+    );
+    if lookup_tables {
+        let t = Instant::now();
+        while k.metric("backstop_keeper_lookup_table_addresses") < n as u64 {
+            if t.elapsed() > Duration::from_secs(120) {
+                bail!(
+                    "the keeper did not load its seeded lookup tables\n{}",
+                    k.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    // 4. The crash, then the round to its end.
+    let processed = RpcClient::new_with_commitment(net.rpc_url(), CommitmentConfig::processed());
+    let t0 = Instant::now();
+    let crash_slot = set_price_slot(&net, &c, 85)?;
+    println!("crash: the oracle at $85 in slot {crash_slot}; the trader starts");
+    // The trader: one trade at a time between its two accounts, 1 PERP back and forth at
+    // the oracle price (the only price allowed while a deficit is open), until told.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    let trader = {
+        let stop = stop.clone();
+        let url = net.rpc_url();
+        let [t1, t2] = [traders[0].insecure_clone(), traders[1].insecure_clone()];
+        let (market, oracle) = (c.market, c.oracle);
+        std::thread::spawn(move || {
+            let rpc = RpcClient::new_with_commitment(url, CommitmentConfig::confirmed());
+            let (mut ok, mut refused, mut transport) = (0u64, vec![], 0u64);
+            let mut side = BASE;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ix = ix::trade(
+                    &keys,
+                    &t1.pubkey(),
+                    &t2.pubkey(),
+                    &market,
+                    &oracle,
+                    side,
+                    85_000_000_000,
+                    &[],
+                );
+                match send(&rpc, &t1, &[&t2], &[ix]) {
+                    Ok(_) => {
+                        ok += 1;
+                        side = -side;
+                    }
+                    Err(e) => {
+                        // Pace retries: a refusal is reported, not hammered.
+                        std::thread::sleep(Duration::from_millis(100));
+                        let text = format!("{e:#}");
+                        if text.contains("custom program error") || text.contains("Error Code") {
+                            refused.push(text);
+                        } else {
+                            transport += 1;
+                        }
+                    }
+                }
+            }
+            (ok, refused, transport)
+        })
+    };
+
+    let seen = watch_round(&processed, &c.exchange, t0, Duration::from_secs(900), &k)?;
+    // The trader goes on a little past the end; the keeper's confirmations catch up.
+    std::thread::sleep(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (trades_ok, refused, transport) = trader.join().expect("trader thread");
+    let at = |p: EpochPhase| seen.iter().find(|s| s.0 == p).map(|s| s.1);
+    let (begin, end) = (
+        at(EpochPhase::Tallying).context("never saw Tallying")?,
+        seen.last().unwrap().1,
+    );
+    // 5. Every transaction since the crash: accounts named and log bytes per batch.
+    let mut sigs = vec![];
+    let mut before = None;
+    loop {
+        let page = rpc.get_signatures_for_address_with_config(
+            &c.exchange,
+            GetConfirmedSignaturesForAddress2Config {
+                before,
+                limit: Some(1_000),
+                commitment: Some(CommitmentConfig::confirmed()),
+                ..Default::default()
+            },
+        )?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.signature.parse()?);
+        let done = last.slot < crash_slot;
+        sigs.extend(
+            page.into_iter()
+                .filter(|s| s.slot >= crash_slot && s.err.is_none()),
+        );
+        if done {
+            break;
+        }
+    }
+    let tally_d = backstop::instruction::Tally::DISCRIMINATOR;
+    let clawback_d = backstop::instruction::Clawback::DISCRIMINATOR;
+    let begin_d = backstop::instruction::BeginClawback::DISCRIMINATOR;
+    let finalize_d = backstop::instruction::FinalizeTally::DISCRIMINATOR;
+    let (mut tally_stats, mut clawback_stats) = (vec![], vec![]);
+    let (mut begun, mut finalized) = (0, 0);
+    for s in &sigs {
+        let tx = rpc.get_transaction_with_config(
+            &s.signature.parse()?,
+            RpcTransactionConfig {
+                encoding: Some(UiTransactionEncoding::Base64),
+                commitment: Some(CommitmentConfig::confirmed()),
+                max_supported_transaction_version: Some(0),
+            },
+        )?;
+        let Some(vt) = tx.transaction.transaction.decode() else {
+            continue;
+        };
+        let keys = vt.message.static_account_keys();
+        let Some(ixn) = vt
+            .message
+            .instructions()
+            .iter()
+            .find(|i| keys.get(i.program_id_index as usize) == Some(&backstop::ID))
+        else {
+            continue;
+        };
+        if ixn.data.starts_with(begin_d) {
+            begun += 1;
+            continue;
+        }
+        if ixn.data.starts_with(finalize_d) {
+            finalized += 1;
+            continue;
+        }
+        let kind = if ixn.data.starts_with(tally_d) {
+            &mut tally_stats
+        } else if ixn.data.starts_with(clawback_d) {
+            &mut clawback_stats
+        } else {
+            continue;
+        };
+        let logs = match tx.transaction.meta.map(|m| m.log_messages) {
+            Some(OptionSerializer::Some(l)) => l,
+            _ => vec![],
+        };
+        if logs.iter().any(|l| l.contains("Log truncated")) {
+            bail!("a batch's log was truncated: {}", s.signature);
+        }
+        let log_bytes: usize = logs.iter().map(String::len).sum();
+        let from_tables: usize = vt
+            .message
+            .address_table_lookups()
+            .map(|ls| {
+                ls.iter()
+                    .map(|l| l.writable_indexes.len() + l.readonly_indexes.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        // Margin accounts the batch carries: the instruction's accounts past its fixed ones
+        // (tally: the exchange; clawback: exchange, vault, insurance vault, token program).
+        let fixed = if ixn.data.starts_with(tally_d) { 1 } else { 4 };
+        kind.push((
+            ixn.accounts.len().saturating_sub(fixed),
+            log_bytes,
+            from_tables > 0,
+        ));
+    }
+    let describe = |name: &str, v: &[(usize, usize, bool)]| {
+        let most = v.iter().map(|s| s.0).max().unwrap_or(0);
+        let logs = v.iter().map(|s| s.1).max().unwrap_or(0);
+        let v0 = v.iter().filter(|s| s.2).count();
+        println!(
+            "  {name}: {} transactions ({v0} v0 with lookup tables), {:.1} margin accounts per batch on average, at most {most}; largest log {logs} bytes (budget 10,000)",
+            v.len(),
+            v.iter().map(|s| s.0).sum::<usize>() as f64 / v.len().max(1) as f64
+        );
+    };
+
+    println!(
+        "round at scale: {n} margin accounts, {holders} holding positions, lookup tables {}",
+        if lookup_tables { "on (seeded)" } else { "off" }
+    );
+    println!("  phases seen (since the crash): {seen:?}");
+    println!(
+        "  begin_clawback → Normal: {:.2} s; crash → Normal: {:.2} s",
+        (end - begin).as_secs_f64(),
+        end.as_secs_f64()
+    );
+    let round_txs = begun + tally_stats.len() + finalized + clawback_stats.len();
+    let limit = |batch: usize| 2 * holders.div_ceil(batch) + 3;
+    println!(
+        "  round transactions (landed, read back from the chain): {round_txs} — begin {begun}, tally {}, finalize {finalized}, clawback {}; target 2·⌈{holders}/batch⌉ + 3 = {} at the clawback batch (34), {} at the tally batch (60)",
+        tally_stats.len(),
+        clawback_stats.len(),
+        limit(usize::from(backstop::constants::MAX_CLAWBACK_BATCH)),
+        limit(usize::from(backstop::constants::MAX_TALLY_BATCH)),
+    );
+    println!(
+        "  keeper: {} tallied accounts, {} clawback charges, {} transactions sent in all",
+        k.metric("backstop_keeper_tallied_accounts_total"),
+        k.metric("backstop_keeper_clawback_charges_total"),
+        k.metric("backstop_keeper_transactions_total"),
+    );
+    describe("tally", &tally_stats);
+    describe("clawback", &clawback_stats);
+    println!(
+        "  trader: {trades_ok} trades landed, {} refused, {transport} transport errors",
+        refused.len()
+    );
+    for r in refused.iter().take(5) {
+        println!("    refused: {r}");
+    }
+    println!("  keeper errors: {:?}", k.errors());
+    backstop_localnet::check_conservation(&rpc, &c.exchange)?;
+    k.terminate();
+    if !refused.is_empty() {
+        bail!("{} trades were refused during the round", refused.len());
+    }
     Ok(())
 }

@@ -235,7 +235,9 @@ pub fn liquidations_after(
             .iter()
             .filter(|p| p.active && p.base_qty != 0)
             .filter_map(|p| {
-                let mp = cache.get(p.market_index)?;
+                // Only at a price that passed its guards: the program refuses to
+                // liquidate at a degraded one (it still values it, conservatively).
+                let mp = cache.get(p.market_index).filter(|mp| !mp.degraded)?;
                 Some((*p, mp.price.price, mp.params))
             })
             .max_by_key(|(p, price, _)| p.base_qty.unsigned_abs() as u128 * *price as u128)
@@ -491,23 +493,51 @@ pub fn epoch_step_with(book: &Book, now: i64, batching: &Batching) -> Vec<Action
                 return vec![Action::FinalizeTally];
             }
             // The tallies the round needs, largest profit weight at the snapshot first (the
-            // weights that decide the rate); the rest of the untallied accounts only if the
-            // counters somehow miss one (tallying every account is the exit that always
-            // works).
+            // weights that decide the rate). While accounts able to carry profit weight are
+            // pending, only those: capital-only accounts are needed just if every one of
+            // them turns out to weigh nothing (then the next step sends them). Tallying
+            // them all at once would make a round over 10⁵ idle accounts cost 10⁵ tallies.
             let weight = |k: &Pubkey| {
                 weights_at_snapshot(ex, &book.accounts[k])
                     .map(|(w, capital)| (w.weight, capital))
                     .unwrap_or_default()
             };
-            let mut todo: Vec<(Pubkey, (u128, u64))> = keys
+            let needed: Vec<&Pubkey> = keys
                 .iter()
                 .filter(|k| {
                     let a = &book.accounts[**k];
                     e.needs_tally(&a.clawback, a.standing())
                 })
-                .map(|k| (**k, weight(k)))
+                .copied()
                 .collect();
+            let profit: Vec<&Pubkey> = needed
+                .iter()
+                .filter(|k| book.accounts[**k].standing().profit_capable)
+                .copied()
+                .collect();
+            // When the book has seen more tallies than the exchange counted, the exchange
+            // account is older than the tallies' writes: its counters (profit pending,
+            // profit weight) are stale, so only the certain work goes out until it catches
+            // up — never the capital-only accounts, never the everyone fallback.
+            let seen_tallied = keys
+                .iter()
+                .filter(|k| book.accounts[**k].clawback.tally_round == e.round_seq)
+                .count();
+            let exchange_behind = seen_tallied > e.tallied as usize;
+            let chosen = if (e.profit_pending > 0 && !profit.is_empty()) || exchange_behind {
+                profit
+            } else {
+                needed
+            };
+            let mut todo: Vec<(Pubkey, (u128, u64))> =
+                chosen.into_iter().map(|k| (*k, weight(k))).collect();
             if todo.is_empty() {
+                // Every account the counters need is tallied, yet the round is not
+                // complete: the counters missed one. Tally every untallied account (the
+                // exit that always works) — unless the exchange is merely behind.
+                if exchange_behind {
+                    return vec![];
+                }
                 todo = keys
                     .iter()
                     .filter(|k| e.due_for_tally(&book.accounts[**k].clawback))
@@ -760,13 +790,25 @@ mod tests {
         assert_eq!(skips, vec![Skip::OwnAccount]);
     }
 
+    /// A stale market is valued conservatively, as the program values it (so its holders'
+    /// health is known), but nothing is liquidated in it at the degraded price.
     #[test]
-    fn stale_prices_mean_no_health_and_no_action() {
+    fn a_stale_market_is_valued_conservatively_and_never_liquidated_in() {
         let mut b = book(85);
-        add(&mut b, account(1_100, 100, 100));
-        let (cache, missing) = b.prices(NOW + 61);
-        assert_eq!(missing, 1);
-        assert!(assess(&b, &cache).is_empty());
+        let loser = add(&mut b, account(1_100, 100, 100));
+        let (fresh, _) = b.prices(NOW);
+        let (cache, problems) = b.prices(NOW + 61);
+        assert_eq!(problems, 1);
+        assert!(cache.get(0).is_some_and(|p| p.degraded));
+        let risks = assess(&b, &cache);
+        assert_eq!(risks.len(), 1);
+        assert_eq!(risks[0].account, loser);
+        assert!(risks[0].health.equity < assess(&b, &fresh)[0].health.equity);
+        assert_eq!(risks[0].health.degraded_positions, 1);
+        let keeper = add(&mut b, account(1_000_000, 0, 0));
+        let ka = b.accounts[&keeper].clone();
+        let (actions, _) = liquidations(&b, &cache, &risks, Some((&keeper, &ka)), &limits());
+        assert!(actions.is_empty(), "no liquidation at a degraded price");
     }
 
     #[test]
@@ -871,6 +913,24 @@ mod tests {
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(all, sorted);
+        // A profit round: while an account able to carry profit weight is pending, only
+        // those are tallied, not the idle accounts with capital.
+        let holder = add(&mut b, account(10, 5, 0));
+        let e = &mut b.exchange.as_mut().unwrap().epoch;
+        (e.untallied, e.profit_pending) = (61, 1);
+        assert_eq!(
+            epoch_step(&b, NOW, 27, 26),
+            vec![Action::Tally {
+                accounts: vec![holder]
+            }]
+        );
+        // The book saw its tally before the exchange counted it: wait, do not fall back
+        // to tallying everyone.
+        b.accounts.get_mut(&holder).unwrap().clawback.tally_round = 1;
+        assert!(epoch_step(&b, NOW, 27, 26).is_empty());
+        b.accounts.remove(&holder);
+        let e = &mut b.exchange.as_mut().unwrap().epoch;
+        (e.untallied, e.profit_pending) = (60, 0);
         // All tallied: finalize.
         for k in &keys {
             b.accounts.get_mut(k).unwrap().clawback.tally_round = 1;

@@ -550,8 +550,10 @@ impl Keeper {
         self.planned.clear();
         let now = self.now();
         let t = Instant::now();
-        // Prices must still be fresh when the transaction lands, a little after now.
-        let (cache, _) = self.book.prices(now + self.settings.oracle_margin_secs);
+        // Health as the program values it now (a stale or uncertain market conservatively);
+        // a liquidation's own market must still be fresh when it lands, a little after
+        // now, which the send path checks (`oracle_margin_secs`).
+        let (cache, _) = self.book.prices(now);
         let risks = self.pass.assess(&self.book, &cache);
         self.metrics
             .health_recompute_micros

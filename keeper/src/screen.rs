@@ -23,10 +23,16 @@ use std::collections::{HashMap, HashSet};
 
 use anchor_lang::prelude::Pubkey;
 use backstop::constants::{BPS_DENOMINATOR, PRICE_PRECISION};
+use backstop::math::margin::size_scaled_rates;
 use backstop::oracle::PriceCache;
 use backstop::state::MarginAccount;
 
 use crate::plan::{self, Book, Risk};
+
+/// A market's (initial, maintenance, imf) margin parameters.
+fn rates(p: &backstop::state::MarketParams) -> (u16, u16, u32) {
+    (p.initial_margin_bps, p.maintenance_margin_bps, p.imf_factor)
+}
 
 /// 10⁴ as the screen's integer type.
 const BPS: i128 = BPS_DENOMINATOR as i128;
@@ -46,7 +52,13 @@ struct MarketTerms {
     /// The price the bounds include (`None`: counted as 0; such accounts have no exact
     /// health, so they are never at risk, as in [`plan::assess`]).
     price: Option<u64>,
-    maintenance_margin_bps: u16,
+    /// (initial, maintenance, imf): a position's maintenance rate is
+    /// `size_scaled_rates` of its size — fixed per position, so bounds stay linear.
+    rates: (u16, u16, u32),
+    /// The market's price is a conservative stand-in (`MarketPrice::degraded`): valued at
+    /// its interval's edge, not linear in the price, so its holders are decided by the
+    /// exact health every pass.
+    degraded: bool,
 }
 
 /// The incremental health pass; see the module documentation.
@@ -67,8 +79,8 @@ pub struct HealthPass {
     dead: usize,
     free: Vec<u32>,
     markets: Vec<MarketTerms>,
-    /// (index, maintenance margin) of the book's markets when built.
-    signature: Vec<(u16, u16)>,
+    /// (index, (IM, MM, imf), degraded) of the book's markets when built.
+    signature: Vec<(u16, (u16, u16, u32), bool)>,
     dirty: HashSet<Pubkey>,
     rebuild: bool,
     built: bool,
@@ -104,12 +116,20 @@ impl HealthPass {
     /// [`plan::assess`]'s answer — the accounts below maintenance margin, riskiest first —
     /// touching only the accounts that hold a market whose price moved.
     pub fn assess(&mut self, book: &Book, cache: &PriceCache) -> Vec<Risk> {
-        // The coefficients depend on each market's maintenance margin: a new market or a
-        // changed rate rebuilds everything.
-        let signature: Vec<(u16, u16)> = book
+        // The coefficients depend on each market's maintenance margin, and a degraded
+        // market's holders are exact: a new market, a changed rate or a market whose price
+        // became (or stopped being) degraded rebuilds everything.
+        let signature: Vec<(u16, (u16, u16, u32), bool)> = book
             .markets
             .iter()
-            .map(|m| (m.market.index, m.market.params.maintenance_margin_bps))
+            .map(|m| {
+                let index = m.market.index;
+                (
+                    index,
+                    rates(&m.market.params),
+                    cache.get(index).is_some_and(|p| p.degraded),
+                )
+            })
             .collect();
         if !self.built || self.rebuild || signature != self.signature {
             self.build(book, cache, signature);
@@ -143,7 +163,12 @@ impl HealthPass {
         &mut self.markets[i]
     }
 
-    fn build(&mut self, book: &Book, cache: &PriceCache, signature: Vec<(u16, u16)>) {
+    fn build(
+        &mut self,
+        book: &Book,
+        cache: &PriceCache,
+        signature: Vec<(u16, (u16, u16, u32), bool)>,
+    ) {
         *self = HealthPass {
             built: true,
             signature,
@@ -151,8 +176,9 @@ impl HealthPass {
         };
         for m in &book.markets {
             let t = self.market_mut(m.market.index);
-            t.maintenance_margin_bps = m.market.params.maintenance_margin_bps;
+            t.rates = rates(&m.market.params);
             t.price = cache.get(m.market.index).map(|p| p.price.price);
+            t.degraded = cache.get(m.market.index).is_some_and(|p| p.degraded);
         }
         self.row_of.reserve(book.accounts.len());
         for (key, a) in &book.accounts {
@@ -228,10 +254,13 @@ impl HealthPass {
             if self.markets.len() <= m {
                 self.markets.resize_with(m + 1, MarketTerms::default);
             }
-            let (mm, price) = (
-                self.markets[m].maintenance_margin_bps,
-                self.markets[m].price,
-            );
+            let ((im_base, mm_base, imf), price) = (self.markets[m].rates, self.markets[m].price);
+            exact |= self.markets[m].degraded;
+            // The program's own rate for this size.
+            let Ok((_, mm)) = size_scaled_rates(im_base, mm_base, imf, p.base_qty) else {
+                exact = true;
+                continue;
+            };
             let b = i128::from(p.base_qty);
             let coef = b
                 .checked_mul(BPS)
@@ -358,7 +387,11 @@ mod tests {
         /// Write account slot j (insert or replace).
         Write(usize, Box<MarginAccount>),
         Remove(usize),
-        Margin(u16, u16),
+        /// Market i's maintenance rate and size premium.
+        Margin(u16, u16, u32),
+        /// Market i's oracle ages by some seconds and gets a confidence (bps of its price):
+        /// fresh, stale or too uncertain — a degraded market is valued at its edge.
+        Degrade(u16, i64, i64),
         Resync,
     }
 
@@ -368,7 +401,9 @@ mod tests {
                 .prop_map(|(m, p)| Op::Price(m, p)),
             3 => (0usize..40, account_strategy()).prop_map(|(j, a)| Op::Write(j, Box::new(a))),
             1 => (0usize..40).prop_map(Op::Remove),
-            1 => (0u16..3, 0u16..3_000).prop_map(|(m, mm)| Op::Margin(m, mm)),
+            1 => (0u16..3, 0u16..3_000, prop_oneof![Just(0u32), 0u32..200_000])
+                .prop_map(|(m, mm, imf)| Op::Margin(m, mm, imf)),
+            2 => (0u16..3, 0i64..400, 0i64..500).prop_map(|(m, age, conf)| Op::Degrade(m, age, conf)),
             1 => Just(Op::Resync),
         ]
     }
@@ -408,8 +443,9 @@ mod tests {
             for op in ops {
                 match op {
                     Op::Price(m, p) => {
-                        let mm = book.markets[m as usize].market.params.maintenance_margin_bps;
-                        book.markets[m as usize] = market(m, mm, p);
+                        let params = book.markets[m as usize].market.params;
+                        book.markets[m as usize] = market(m, params.maintenance_margin_bps, p);
+                        book.markets[m as usize].market.params = params;
                     }
                     Op::Write(j, a) => {
                         book.accounts.insert(keys[j], *a);
@@ -419,8 +455,16 @@ mod tests {
                         book.accounts.remove(&keys[j]);
                         pass.touch(keys[j]);
                     }
-                    Op::Margin(m, mm) => {
-                        book.markets[m as usize].market.params.maintenance_margin_bps = mm;
+                    Op::Margin(m, mm, imf) => {
+                        let p = &mut book.markets[m as usize].market.params;
+                        p.maintenance_margin_bps = mm;
+                        p.imf_factor = imf;
+                    }
+                    Op::Degrade(m, age, conf_bps) => {
+                        if let Ok(raw) = book.markets[m as usize].oracle.as_mut() {
+                            raw.publish_time = NOW - age;
+                            raw.conf = (raw.price * conf_bps / 10_000) as u64;
+                        }
                     }
                     Op::Resync => pass.reset(),
                 }

@@ -372,6 +372,26 @@ pub fn empty_exchange(net: &Localnet, id: u16, max_age: u32) -> Result<Crash> {
     })
 }
 
+/// Contributes `amount` to the insurance fund of `c`'s exchange from a new funded wallet.
+pub fn fund_insurance(net: &Localnet, c: &Crash, amount: u64) -> Result<()> {
+    let keys = ix::ExchangeKeys::of(c.exchange);
+    let insurer = Keypair::new();
+    net.fund_sol(&insurer.pubkey(), 1_000_000_000)?;
+    let insurer_token = net.fund_usdc(&insurer.pubkey(), amount)?;
+    send(
+        &net.rpc(),
+        &insurer,
+        &[],
+        &[ix::contribute_insurance(
+            &keys,
+            &insurer.pubkey(),
+            &insurer_token,
+            amount,
+        )],
+    )?;
+    Ok(())
+}
+
 /// The worked example scaled out to `n` winners: on a new exchange at $100 with 100 USDC
 /// of insurance, one 10x long of 100 PERP (the whale, 1,100 USDC) against `n` shorts of
 /// `100 / n` PERP, each with `deposit` atoms. Returns the exchange and a funded keeper
@@ -383,20 +403,7 @@ pub fn many_winners(net: &Localnet, id: u16, n: usize, deposit: u64) -> Result<(
     let mut first = open_accounts(net, &c, &[1_100 * USDC, 10_000 * USDC], |_, _| vec![], None)?;
     let keeper = first.pop().context("keeper wallet")?;
     let whale = first.pop().context("whale wallet")?;
-    let insurer = Keypair::new();
-    net.fund_sol(&insurer.pubkey(), 1_000_000_000)?;
-    let insurer_token = net.fund_usdc(&insurer.pubkey(), 100 * USDC)?;
-    send(
-        &net.rpc(),
-        &insurer,
-        &[],
-        &[ix::contribute_insurance(
-            &keys,
-            &insurer.pubkey(),
-            &insurer_token,
-            100 * USDC,
-        )],
-    )?;
+    fund_insurance(net, &c, 100 * USDC)?;
     let per = 100 * BASE / n as i64;
     open_accounts(
         net,

@@ -72,6 +72,19 @@ pub struct MarketParamsConfig {
     /// Open-interest cap in base atoms per side; 0 (the default): none.
     #[serde(default)]
     pub max_open_interest: u64,
+    /// Size premium (docs/DESIGN.md §4.2); 0 (the default): fixed rates.
+    #[serde(default)]
+    pub imf_factor: u32,
+    /// Share of unrealized profit initial margin counts; default 10,000 (all).
+    #[serde(default = "full_weight")]
+    pub unrealized_weight_bps: u16,
+    /// Smoothed-price time constant; 0 (the default): none.
+    #[serde(default)]
+    pub stable_price_window_secs: u32,
+}
+
+fn full_weight() -> u16 {
+    10_000
 }
 
 impl ExchangeParamsConfig {
@@ -106,6 +119,9 @@ impl MarketParamsConfig {
             oracle_max_age_secs: self.oracle_max_age_secs,
             oracle_max_conf_bps: self.oracle_max_conf_bps,
             max_open_interest: self.max_open_interest,
+            imf_factor: self.imf_factor,
+            unrealized_weight_bps: self.unrealized_weight_bps,
+            stable_price_window_secs: self.stable_price_window_secs,
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct Outcome {
     pub deficit: u64,
     pub liquidations: u32,
     pub bankruptcies: u32,
+    /// Accounts liquidated in the busiest single print: the largest one-step cascade.
+    pub max_print_liquidations: u32,
     /// ADL mode: per account (by index), the value taken by closing its position at the
     /// bankruptcy price instead of the mark.
     pub adl_charges: Vec<u64>,
@@ -69,6 +71,7 @@ pub fn run(
         deficit: 0,
         liquidations: 0,
         bankruptcies: 0,
+        max_print_liquidations: 0,
         adl_charges: vec![0; accounts.len()],
         adl_events: 0,
     };
@@ -81,9 +84,13 @@ pub fn run(
     for &price in path.iter().skip(1) {
         // ADL queues are ranked once per print (longs, shorts), then consumed in order.
         let mut queues: [Option<Queue>; 2] = [None, None];
+        let mut liquidated = 0;
         for i in 0..o.accounts.len() {
+            let before = o.liquidations;
             step_account(&mut o, i, price, m, &lp, mode, &mut queues)?;
+            liquidated += u32::from(o.liquidations > before);
         }
+        o.max_print_liquidations = o.max_print_liquidations.max(liquidated);
     }
     Ok(o)
 }

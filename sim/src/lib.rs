@@ -7,6 +7,7 @@
 //! program's fixed point); only the fairness statistics (ratios) use floating point, and
 //! they are reported as integer basis points so output is byte-for-byte reproducible.
 
+pub mod compare;
 pub mod engine;
 pub mod policy;
 pub mod population;
@@ -29,6 +30,29 @@ pub struct Market {
     pub liquidation_fee_bps: u16,
     pub insurance_share_bps: u16,
     pub liquidation_buffer_bps: u16,
+    /// Size premium (`backstop::math::margin::size_scaled_rates`); 0: static margins.
+    pub imf_factor: u32,
+}
+
+impl Market {
+    /// The same market with the dynamic margins of `MarketParams::DYNAMIC_EXAMPLE`
+    /// (rates grow past 10% above 250 base units).
+    pub fn dynamic() -> Market {
+        Market {
+            imf_factor: backstop::state::MarketParams::DYNAMIC_EXAMPLE.imf_factor,
+            ..Market::default()
+        }
+    }
+
+    /// (initial, maintenance) margin rates of a position of `base_qty` atoms.
+    pub fn rates(&self, base_qty: i64) -> backstop::math::safe::MathResult<(u16, u16)> {
+        backstop::math::margin::size_scaled_rates(
+            self.initial_margin_bps,
+            self.maintenance_margin_bps,
+            self.imf_factor,
+            base_qty,
+        )
+    }
 }
 
 impl Default for Market {
@@ -39,6 +63,7 @@ impl Default for Market {
             liquidation_fee_bps: 100,
             insurance_share_bps: 2_000,
             liquidation_buffer_bps: 1_000,
+            imf_factor: 0,
         }
     }
 }
@@ -63,13 +88,17 @@ pub fn health(
     m: &Market,
 ) -> backstop::math::safe::MathResult<backstop::math::health::Health> {
     use backstop::math::health::{compute_health, PositionMark};
+    let (im, mm) = m.rates(a.base_qty)?;
     let mark = PositionMark {
         base_qty: a.base_qty,
         quote_basis: a.quote_basis,
         price,
         conf: 0,
-        initial_margin_bps: m.initial_margin_bps,
-        maintenance_margin_bps: m.maintenance_margin_bps,
+        initial_margin_bps: im,
+        maintenance_margin_bps: mm,
+        stable_price: 0,
+        unrealized_weight_bps: 10_000,
+        degraded: false,
     };
     let positions: &[PositionMark] = if a.base_qty != 0 { &[mark] } else { &[] };
     compute_health(a.capital, a.pnl, positions)

@@ -47,6 +47,14 @@ struct Args {
     /// List the named scenarios and exit.
     #[arg(long)]
     list_scenarios: bool,
+    /// Use dynamic margins (size-scaled rates, `MarketParams::DYNAMIC_EXAMPLE`) instead of
+    /// the static 10% / 5%.
+    #[arg(long)]
+    dynamic_margins: bool,
+    /// Run every named scenario under static and under dynamic margins and print the
+    /// comparison (with --svg-dir, also margins.svg), then exit.
+    #[arg(long)]
+    compare_margins: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,6 +71,18 @@ fn main() {
 }
 
 fn run(a: Args) -> Result<()> {
+    if a.compare_margins {
+        let rows = backstop_sim::compare::run(a.accounts, a.seed, a.insurance_bps)?;
+        print!("{}", backstop_sim::compare::table(&rows));
+        if let Some(dir) = &a.svg_dir {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("margins.svg");
+            std::fs::write(&path, backstop_sim::compare::chart(&rows))
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
     if a.list_scenarios {
         for (name, what, prices) in SCENARIOS {
             println!("{name:<12} {what}: {prices:?}");
@@ -78,6 +98,11 @@ fn run(a: Args) -> Result<()> {
         ),
         None => (a.scenario.clone(), population::scenario(&a.scenario)?),
     };
+    let market = if a.dynamic_margins {
+        Market::dynamic()
+    } else {
+        Market::default()
+    };
     let (accounts, seed) = match &a.population {
         Some(p) => (
             population::from_csv(
@@ -87,7 +112,7 @@ fn run(a: Args) -> Result<()> {
             None,
         ),
         None => (
-            population::generate(a.accounts, a.seed, prices[0])?,
+            population::generate(a.accounts, a.seed, prices[0], &market)?,
             Some(a.seed),
         ),
     };
@@ -99,7 +124,7 @@ fn run(a: Args) -> Result<()> {
         seed,
         population: accounts,
         prices,
-        market: Market::default(),
+        market,
         insurance,
         rate_cap_bps: a.rate_cap_bps,
     })?;

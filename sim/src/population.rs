@@ -39,9 +39,12 @@ impl Rng {
 /// - leverage: 1–3x for half the accounts, 3–7x for 35%, 7–9.5x for 15% (IM is 10%);
 /// - side: long or short with equal odds; entry within ±3% of `price` (so accounts start
 ///   with small gains and losses);
-/// - account 0 is a market maker holding the open-interest imbalance at ~2x, so longs
-///   and shorts balance exactly, as on an exchange.
-pub fn generate(n: usize, seed: u64, price: u64) -> Result<Vec<Account>> {
+/// - account 0 is a market maker holding the open-interest imbalance at ~2x (or at its
+///   initial margin, if more), so longs and shorts balance exactly, as on an exchange;
+/// - no position exceeds what `m`'s initial margin allows at entry: under dynamic margins
+///   the largest traders open smaller positions for the same capital (the same draws,
+///   so the static and dynamic populations are the same traders).
+pub fn generate(n: usize, seed: u64, price: u64, m: &crate::Market) -> Result<Vec<Account>> {
     if n < 2 {
         bail!("a population needs at least 2 accounts (a market maker and a trader)");
     }
@@ -70,6 +73,7 @@ pub fn generate(n: usize, seed: u64, price: u64) -> Result<Vec<Account>> {
         // base = capital · leverage / entry (atoms; rounded down).
         let base =
             (capital as u128 * lev_tenths as u128 * ONE_USD as u128 / (10 * entry as u128)) as i64;
+        let base = within_initial_margin(base, entry, capital, m)?;
         let base = if long { base } else { -base };
         net += base as i128;
         out.push(Account {
@@ -82,10 +86,35 @@ pub fn generate(n: usize, seed: u64, price: u64) -> Result<Vec<Account>> {
     }
     let mm_base = i64::try_from(-net).context("open interest too large")?;
     let mm_notional = (mm_base.unsigned_abs() as u128 * price as u128 / ONE_USD as u128) as u64;
-    out[0].capital = mm_notional / 2 + 10_000 * USDC;
+    let (mm_im, _) = m.rates(mm_base).map_err(math)?;
+    let mm_margin = (mm_notional as u128 * mm_im as u128).div_ceil(10_000) as u64;
+    out[0].capital = (mm_notional / 2).max(mm_margin) + 10_000 * USDC;
     out[0].base_qty = mm_base;
     out[0].quote_basis = taker_quote(mm_base, price).map_err(math)?;
     Ok(out)
+}
+
+/// The largest size up to `base` (atoms, ≥ 0) whose initial margin at `entry` under `m`'s
+/// size-scaled rate fits `capital`: a bisection (the requirement grows with size).
+fn within_initial_margin(base: i64, entry: u64, capital: u64, m: &crate::Market) -> Result<i64> {
+    let fits = |b: i64| -> Result<bool> {
+        let (im, _) = m.rates(b).map_err(math)?;
+        let notional = (b as u128 * entry as u128).div_ceil(ONE_USD as u128);
+        Ok(notional * im as u128 <= capital as u128 * 10_000)
+    };
+    if fits(base)? {
+        return Ok(base);
+    }
+    let (mut lo, mut hi) = (0i64, base); // fits(lo), !fits(hi)
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if fits(mid)? {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(lo)
 }
 
 /// Reads accounts from CSV with a header `capital,base,entry_price` (decimal USDC, signed

@@ -198,7 +198,7 @@ fn same_seed_same_bytes() {
         let r = simulate(&Inputs {
             scenario: "crash-30".into(),
             seed: Some(seed),
-            population: population::generate(3_000, seed, prices[0]).unwrap(),
+            population: population::generate(3_000, seed, prices[0], &Market::default()).unwrap(),
             prices,
             market: Market::default(),
             insurance: 50_000 * U,
@@ -227,7 +227,7 @@ proptest! {
     ) {
         let (name, _, _) = population::SCENARIOS[scenario];
         let prices = population::scenario(name).unwrap();
-        let pop = population::generate(n, seed, prices[0]).unwrap();
+        let pop = population::generate(n, seed, prices[0], &Market::default()).unwrap();
         let r = simulate(&Inputs {
             scenario: name.into(),
             seed: Some(seed),
@@ -273,7 +273,7 @@ fn regression_squeeze_five_accounts() {
     simulate(&Inputs {
         scenario: "squeeze-25".into(),
         seed: Some(seed),
-        population: population::generate(5, seed, prices[0]).unwrap(),
+        population: population::generate(5, seed, prices[0], &Market::default()).unwrap(),
         prices,
         market: Market::default(),
         insurance: 0,

@@ -6,6 +6,7 @@
 
 use backstop::error::BackstopError as E;
 use backstop::state::EpochPhase;
+use backstop_client::ix;
 use backstop_tests::*;
 use solana_sdk::signer::Signer;
 
@@ -186,4 +187,229 @@ fn the_open_interest_cap_stops_growth_never_exits() {
     ex.liquidate(&k, &a.margin, 0, u64::MAX).unwrap();
     assert!(oi(&ex) <= 140);
     assert_eq!(ex.exchange().books.deficit, 0);
+}
+
+/// Two markets at $100 and $10 (default parameters), with a victim long 100 PERP in
+/// market 0 (1,100 USDC, 10x) and a 1-atom "shield" long in market 1, and a keeper.
+fn shielded() -> (TestExchange, User, User, User) {
+    let mp = default_market_params();
+    let mut ex = TestExchange::with_params(default_exchange_params(), &[mp, mp], &[100.0, 10.0]);
+    let v = ex.funded_user(1_100 * USDC);
+    let w = ex.funded_user(100_000 * USDC);
+    let k = ex.funded_user(100_000 * USDC);
+    ex.trade(&v, &w, 0, 100 * BASE, 100.0).unwrap();
+    ex.trade(&v, &w, 1, 1, 10.0).unwrap();
+    (ex, v, w, k)
+}
+
+/// Attack 3 (before: dust in a market whose oracle was stale or too uncertain made every
+/// health check of its holder fail, so a large position elsewhere could not be liquidated
+/// until the shield lifted — at equity −434.5). The dust market is now valued
+/// conservatively and the liquidation of the other market proceeds at once, with no
+/// deficit; only the dust market itself cannot be liquidated at its degraded price.
+#[test]
+fn dust_in_a_stale_or_uncertain_market_never_shields_a_position_elsewhere() {
+    // Stale: market 1's oracle stops while market 0 falls to $93 (equity ≈ 390 < MM 465).
+    let (mut ex, v, _w, k) = shielded();
+    ex.advance(120);
+    ex.set_price(0, 93.0);
+    let h = ex.health(&v.margin).unwrap();
+    assert!(h.liquidatable, "the stale dust does not hide the shortfall");
+    assert_backstop_err(ex.liquidate(&k, &v.margin, 1, u64::MAX), E::OracleStale);
+    ex.liquidate(&k, &v.margin, 0, u64::MAX).unwrap();
+    let after = ex.health(&v.margin).unwrap();
+    assert!(after.equity > 0 && !after.liquidatable);
+    assert_eq!(ex.exchange().books.deficit, 0);
+
+    // Too uncertain: market 1 publishes a 50% confidence interval (limit 2%).
+    let (mut ex, v, _w, k) = shielded();
+    ex.set_raw_price(1, raw_price(10.0), raw_price(5.0) as u64)
+        .unwrap();
+    ex.set_price(0, 93.0);
+    assert!(ex.health(&v.margin).unwrap().liquidatable);
+    assert_backstop_err(
+        ex.liquidate(&k, &v.margin, 1, u64::MAX),
+        E::OracleConfidenceTooWide,
+    );
+    ex.liquidate(&k, &v.margin, 0, u64::MAX).unwrap();
+    assert_eq!(ex.exchange().books.deficit, 0);
+    assert_eq!(ex.exchange().epoch.phase, EpochPhase::Normal);
+}
+
+/// Attack 4 (before: withdrawing, settling and reducing trades needed a fresh price for
+/// every market the account held, so a stale oracle froze its holders). With market 1
+/// stale, its position is valued at the stale price less the haircut, and every
+/// risk-reducing action works; only trading in the stale market itself waits for a price.
+#[test]
+fn a_stale_market_never_blocks_risk_reducing_actions() {
+    let mp = default_market_params();
+    let mut ex = TestExchange::with_params(default_exchange_params(), &[mp, mp], &[100.0, 10.0]);
+    let a = ex.funded_user(3_000 * USDC);
+    let w = ex.funded_user(100_000 * USDC);
+    ex.trade(&a, &w, 0, 10 * BASE, 100.0).unwrap();
+    ex.trade(&a, &w, 1, 100 * BASE, 10.0).unwrap();
+    let fresh = ex.health(&a.margin).unwrap();
+    // Market 1 goes 130 s without an update (70 s past its 60 s age: 2 started minutes);
+    // market 0 keeps publishing.
+    ex.advance(130);
+    ex.set_price(0, 100.0);
+    let stale = ex.health(&a.margin).unwrap();
+    // The haircut: 2% confidence limit + 2 · 1% = 4% of $10 on 100 PERP = 40 USDC off the
+    // equity; margin measured at $10.40 (1,040 notional, +40).
+    assert_eq!(fresh.equity - stale.equity, 40 * USDC as i128);
+    assert_eq!(stale.notional - fresh.notional, 40 * USDC as u128);
+    assert!(stale.equity_conservative <= stale.equity);
+    assert_eq!((fresh.degraded_positions, stale.degraded_positions), (0, 1));
+
+    // Deposits, withdrawals within margin at the conservative values, settling.
+    ex.withdraw(&a, 500 * USDC).unwrap();
+    ex.deposit(&a, 100 * USDC).unwrap();
+    let basis_before = ex.account(&a).positions[1].quote_basis;
+    ex.settle(&a).unwrap();
+    assert_eq!(
+        ex.account(&a).positions[1].quote_basis,
+        basis_before,
+        "a degraded market is never realized at its stale price"
+    );
+    // Reducing trades in the fresh market.
+    ex.trade(&a, &w, 0, -5 * BASE, 100.0).unwrap();
+    // A withdrawal that passes at the fresh price but not at the conservative one.
+    let h = ex.health(&a.margin).unwrap();
+    let room = (h.equity_conservative - h.initial_margin as i128) as u64;
+    assert_backstop_err(ex.withdraw(&a, room + USDC), E::InitialMarginViolated);
+    ex.withdraw(&a, room).unwrap();
+    // The stale market itself trades again once its oracle publishes.
+    assert_backstop_err(ex.trade(&a, &w, 1, -BASE, 10.0), E::OracleStale);
+    ex.set_price(1, 10.0);
+    ex.trade(&a, &w, 1, -BASE, 10.0).unwrap();
+}
+
+/// Each dynamic-margin parameter out of bounds is refused with `InvalidParameter` when a
+/// market is added and when a change is queued; the size premium moves by at most one
+/// step per change (`StepTooLarge`) because it raises maintenance margin too. The harness
+/// checks that every refusal changed nothing.
+#[test]
+fn bad_dynamic_margin_parameters_are_refused() {
+    use backstop::constants::{MAX_IMF_FACTOR, MAX_IMF_STEP, MAX_STABLE_WINDOW_SECS};
+    use backstop::state::MarketParams;
+    let mut ex = TestExchange::new();
+    let d = default_market_params();
+    let bad = [
+        MarketParams {
+            imf_factor: MAX_IMF_FACTOR + 1,
+            ..d
+        },
+        MarketParams {
+            unrealized_weight_bps: 10_001,
+            ..d
+        },
+        MarketParams {
+            stable_price_window_secs: MAX_STABLE_WINDOW_SECS + 1,
+            ..d
+        },
+    ];
+    let admin = ex.admin.insecure_clone();
+    let exk = ex.exchange_key();
+    let m = ex.markets[0].pubkey;
+    for p in bad {
+        let feed = ex.markets[0].oracle;
+        let r = ex.send(
+            &[ix::add_market(
+                &admin.pubkey(),
+                &exk,
+                1,
+                &feed,
+                feed_market_args(p),
+            )],
+            &[&admin],
+        );
+        assert_backstop_err(r, E::InvalidParameter);
+        let r = ex.send(
+            &[ix::update_market_params(&admin.pubkey(), &exk, &m, p)],
+            &[&admin],
+        );
+        assert_backstop_err(r, E::InvalidParameter);
+    }
+    let jump = MarketParams {
+        imf_factor: MAX_IMF_STEP + 1,
+        ..d
+    };
+    let r = ex.send(
+        &[ix::update_market_params(&admin.pubkey(), &exk, &m, jump)],
+        &[&admin],
+    );
+    assert_backstop_err(r, E::StepTooLarge);
+    // One step is fine.
+    let step = MarketParams {
+        imf_factor: MAX_IMF_STEP,
+        unrealized_weight_bps: 0,
+        stable_price_window_secs: MAX_STABLE_WINDOW_SECS,
+        ..d
+    };
+    ex.send(
+        &[ix::update_market_params(&admin.pubkey(), &exk, &m, step)],
+        &[&admin],
+    )
+    .unwrap();
+    ex.send(&[ix::apply_market_params(&exk, &m)], &[]).unwrap();
+    assert_eq!(ex.market(0).params, step);
+}
+
+/// Dynamic margin on the real program (`MarketParams::DYNAMIC_EXAMPLE`): a large position
+/// needs the size premium's initial margin; unrealized profit counts at 80% toward
+/// initial margin (in full toward maintenance); and a single-print spike barely moves the
+/// smoothed price, so paper profit from it cannot be withdrawn or carry new risk.
+#[test]
+fn dynamic_margins_scale_with_size_and_discount_paper_profit() {
+    use backstop::math::margin::size_scaled_rates;
+    use backstop::state::MarketParams;
+    let dp = MarketParams::DYNAMIC_EXAMPLE;
+    let mut ex = TestExchange::with_params(default_exchange_params(), &[dp], &[100.0]);
+    let w = ex.funded_user(10_000_000 * USDC);
+    // 1,000 units (10⁹ atoms) at $100 = 100,000 notional: the premium is 2,001 bps.
+    let (im, mm) = size_scaled_rates(1_000, 500, dp.imf_factor, 1_000 * BASE).unwrap();
+    assert_eq!((im, mm), (2_001, 1_001));
+    // 15,000 USDC is 15%: enough under static 10%, not under the 20.01% premium.
+    let a = ex.funded_user(15_000 * USDC);
+    assert_backstop_err(
+        ex.trade(&a, &w, 0, 1_000 * BASE, 100.0),
+        E::InitialMarginViolated,
+    );
+    // 250 units sit at the threshold: 10.01% of 25,000 (the premium just past 10%).
+    ex.trade(&a, &w, 0, 250 * BASE, 100.0).unwrap();
+    let h = ex.health(&a.margin).unwrap();
+    assert_eq!(h.initial_margin, 2_502_500_000);
+    // A one-print spike to $130: +7,500 of paper profit. The smoothed price moved by
+    // at most 1 s / 300 s of the gap, so initial margin values the long near $100:
+    // nothing of the spike can be withdrawn.
+    ex.advance(1);
+    ex.set_price(0, 130.0);
+    let t = ex.funded_user(100_000 * USDC);
+    ex.trade(&t, &w, 0, BASE, 130.0).unwrap(); // accepts the read: updates the smoothed price
+    let stable = ex.market(0).stable_price;
+    assert!(stable < ex.fixed(100.2), "smoothed {stable}");
+    let h = ex.health(&a.margin).unwrap();
+    assert_eq!(h.unrealized, 7_500 * USDC as i128); // (the fee is in settled pnl)
+    let free_before_spike = 15_000 * USDC as i128 - 25 * USDC as i128 - 2_502_500_000;
+    assert!(h.equity_conservative - (h.initial_margin as i128) < free_before_spike);
+    let room = (h.equity_conservative - h.initial_margin as i128).max(0) as u64;
+    assert_backstop_err(ex.withdraw(&a, room + USDC), E::InitialMarginViolated);
+    // Once the smoothed price has caught up (many reads over the window), 80% of the
+    // profit counts toward initial margin; maintenance counts all of it.
+    for _ in 0..40 {
+        ex.advance(60);
+        ex.set_price(0, 130.0);
+        let t = ex.funded_user(10_000 * USDC);
+        ex.trade(&t, &w, 0, BASE, 130.0).unwrap();
+    }
+    let stable = ex.market(0).stable_price;
+    assert!(stable > ex.fixed(129.9), "smoothed {stable}");
+    let h = ex.health(&a.margin).unwrap();
+    let profit = 7_500 * USDC as i128;
+    assert_eq!(h.equity, 15_000 * USDC as i128 - 25 * USDC as i128 + profit);
+    let counted = h.equity_conservative - (15_000 * USDC as i128 - 25 * USDC as i128);
+    assert!(
+        (counted - profit * 8 / 10).abs() <= USDC as i128,
+        "IM counts 80% of the profit: {counted}"
+    );
 }

@@ -75,6 +75,36 @@ pub const MAX_ORACLE_CONF_BPS: u16 = 1_000;
 pub const MAX_BASE_DECIMALS: u8 = 18;
 /// The largest fixed-point price accepted from an oracle (keeps `base_qty * price` in i128).
 pub const MAX_PRICE: u64 = i64::MAX as u64;
+
+// A price that fails its guards still values positions — conservatively — so one
+// market's oracle problem never blocks health elsewhere (docs/DESIGN.md §8.2): a stale
+// price's confidence is widened by the market's confidence limit plus
+// `STALE_HAIRCUT_BPS_PER_MINUTE` per started minute past its max age, at most
+// `MAX_STALE_HAIRCUT_BPS`; an unusable price (non-positive, unrepresentable) falls back to
+// the market's last accepted price widened by the maximum.
+// Dynamic margin (docs/DESIGN.md §4.2, `math::margin`).
+/// The size premium is `imf_factor · √|base atoms| / IMF_SCALE` bps.
+#[constant]
+pub const IMF_SCALE: u32 = 1_000_000;
+/// At most 1 bps per √atom: a 10⁸-atom position already needs 100%.
+#[constant]
+pub const MAX_IMF_FACTOR: u32 = 1_000_000;
+/// One change moves `imf_factor` by at most this (≈ 0.6 percentage points of margin at
+/// 10⁹ base atoms): the premium raises maintenance margin too.
+#[constant]
+pub const MAX_IMF_STEP: u32 = 20_000;
+/// The smoothed price's time constant: at most a day.
+#[constant]
+pub const MAX_STABLE_WINDOW_SECS: u32 = 86_400;
+/// One oracle read moves the smoothed price by at most this many seconds' worth of its
+/// average, however long since the last one (a print after a quiet hour is one print).
+#[constant]
+pub const MAX_STABLE_STEP_SECS: u32 = 60;
+
+#[constant]
+pub const STALE_HAIRCUT_BPS_PER_MINUTE: u16 = 100;
+#[constant]
+pub const MAX_STALE_HAIRCUT_BPS: u16 = 5_000;
 /// Largest |oracle exponent| accepted.
 pub const MAX_ORACLE_EXPO: i32 = 18;
 

@@ -412,6 +412,9 @@ pub struct HealthReport {
     pub open_positions: u8,
     pub liquidatable: bool,
     pub bankrupt: bool,
+    /// Open positions valued at a degraded price (the market's oracle stale, too
+    /// uncertain or unusable): at the edge of its interval against the account.
+    pub degraded_positions: u8,
 }
 
 /// The largest serialized event (discriminator included) [`emit`] writes from the stack.

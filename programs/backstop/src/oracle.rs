@@ -6,7 +6,7 @@ use pyth_solana_receiver_sdk::price_update::{PriceUpdateV2, VerificationLevel};
 
 use crate::error::BackstopError;
 use crate::math::health::{clearly_above_maintenance, compute_health, Health, PositionMark};
-use crate::math::oracle_price::{self, FixedPrice, RawPrice};
+use crate::math::oracle_price::{self, FixedPrice, RawPrice, ValuedPrice};
 use crate::state::{MarginAccount, MarketParams, OracleFeed, OracleKind, PerpMarket, Position};
 
 /// Decodes the oracle account of `market` without freshness checks: owner, type, exchange
@@ -102,12 +102,43 @@ pub fn read_price(
         .map_err(|_| error!(BackstopError::OracleUnrepresentable))
 }
 
-/// A market's validated price and risk parameters.
+/// Reads the market's price at `now` for valuing positions: a price that fails its guards
+/// (stale, too uncertain, unusable) comes back `degraded` — the conservative stand-in of
+/// `oracle_price::conservative` — instead of refusing, so one market's oracle problem
+/// never blocks health, liquidations or risk-reducing actions elsewhere (docs/DESIGN.md
+/// §8.2). The wrong oracle account, or one that cannot be decoded, is still refused.
+pub fn read_valued_price(
+    info: &AccountInfo,
+    market: &PerpMarket,
+    quote_decimals: u8,
+    now: i64,
+) -> Result<ValuedPrice> {
+    let raw = decode_oracle(info, market)?;
+    let p = &market.params;
+    oracle_price::valued(
+        &raw,
+        now,
+        p.oracle_max_age_secs,
+        p.oracle_max_conf_bps,
+        quote_decimals,
+        market.base_decimals,
+        market.last_price,
+    )
+    .map_err(|r| error!(BackstopError::from(r)))
+}
+
+/// A market's price and risk parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct MarketPrice {
     pub index: u16,
     pub price: FixedPrice,
     pub params: MarketParams,
+    /// The market's smoothed price (0: none yet), for initial margin.
+    pub stable_price: u64,
+    /// The price failed a guard and is a conservative stand-in: positions are valued at
+    /// its interval's edge against the holder, and nothing may trade or be liquidated in
+    /// this market at it.
+    pub degraded: bool,
 }
 
 /// Prices of the markets an instruction needs, loaded once.
@@ -117,7 +148,9 @@ pub struct PriceCache {
 }
 
 impl PriceCache {
-    /// Loads (market, oracle) pairs from `accounts`, each market of `exchange`.
+    /// Loads (market, oracle) pairs from `accounts`, each market of `exchange`, each price
+    /// read by [`read_valued_price`] (a stale or uncertain market is valued
+    /// conservatively, not refused).
     pub fn load(
         exchange: &Pubkey,
         quote_decimals: u8,
@@ -132,18 +165,32 @@ impl PriceCache {
             if cache.get(market.index).is_some() {
                 continue;
             }
-            let price = read_price(&pair[1], &market, quote_decimals, now)?;
-            cache.insert(&market, price);
+            let price = read_valued_price(&pair[1], &market, quote_decimals, now)?;
+            cache.insert_valued(&market, price);
         }
         Ok(cache)
     }
 
+    /// Adds a price that passed every guard (the market an instruction trades or
+    /// liquidates in).
     pub fn insert(&mut self, market: &PerpMarket, price: FixedPrice) {
+        self.insert_valued(
+            market,
+            ValuedPrice {
+                price,
+                degraded: false,
+            },
+        );
+    }
+
+    pub fn insert_valued(&mut self, market: &PerpMarket, price: ValuedPrice) {
         if self.get(market.index).is_none() {
             self.prices.push(MarketPrice {
                 index: market.index,
-                price,
+                price: price.price,
                 params: market.params,
+                stable_price: market.stable_price,
+                degraded: price.degraded,
             });
         }
     }
@@ -152,16 +199,26 @@ impl PriceCache {
         self.prices.iter().find(|p| p.index == index)
     }
 
-    /// The mark of one position at the cached price, `None` when its market has none.
+    /// The mark of one position at the cached price, `None` when its market has none (or
+    /// its size puts its margin rates out of range, which `margin_rates` cannot do).
     pub fn mark(&self, p: &Position) -> Option<PositionMark> {
         let m = self.get(p.market_index)?;
+        let (initial_margin_bps, maintenance_margin_bps) =
+            m.params.margin_rates(p.base_qty).ok()?;
         Some(PositionMark {
             base_qty: p.base_qty,
             quote_basis: p.quote_basis,
             price: m.price.price,
             conf: m.price.conf,
-            initial_margin_bps: m.params.initial_margin_bps,
-            maintenance_margin_bps: m.params.maintenance_margin_bps,
+            initial_margin_bps,
+            maintenance_margin_bps,
+            stable_price: if m.params.stable_price_window_secs == 0 {
+                0
+            } else {
+                m.stable_price
+            },
+            unrealized_weight_bps: m.params.unrealized_weight_bps,
+            degraded: m.degraded,
         })
     }
 
@@ -219,6 +276,7 @@ impl PriceCache {
                 let mut p = *p;
                 if p.index == market_index {
                     p.price = FixedPrice { price, conf: 0 };
+                    p.degraded = false;
                 }
                 c.prices.push(p);
             }

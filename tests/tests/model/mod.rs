@@ -284,8 +284,9 @@ impl Health {
     }
 }
 
-/// Prices the instruction has read, per market: (price, conf) in fixed point.
-type Prices = Vec<Option<(i128, i128)>>;
+/// Prices the instruction has read, per market: (price, conf) in fixed point, and whether
+/// the price is a degraded stand-in (docs/DESIGN.md §8.2).
+type Prices = Vec<Option<(i128, i128, bool)>>;
 
 // -------------------------------------------------------------------- warmup (docs/DESIGN.md §6.9)
 
@@ -480,6 +481,42 @@ impl State {
         Ok((price, (m.conf as i128 * FIXED_PER_RAW).min(MAX_PRICE)))
     }
 
+    /// The price positions in `market` are valued at: the guarded price, or — when a guard
+    /// fails — a conservative stand-in (docs/DESIGN.md §8.2): too uncertain, the oracle's
+    /// own interval; stale, the interval widened by the market's confidence limit plus 1%
+    /// per started minute past its age (at most 50%); non-positive or unrepresentable, the
+    /// last accepted price ± 50%, refused when there is none.
+    fn read_valued(&self, market: u16) -> R<(i128, i128, bool)> {
+        let m = &self.markets[market as usize];
+        let reason = match self.read(market) {
+            Ok((p, c)) => return Ok((p, c, false)),
+            Err(r) => r,
+        };
+        let fallback = || {
+            if m.last_price > 0 {
+                Ok((m.last_price, ceil(m.last_price * 5_000, BPS), true))
+            } else {
+                Err(reason)
+            }
+        };
+        let price = fixed(m.raw);
+        let conf = (m.conf as i128 * FIXED_PER_RAW).min(MAX_PRICE);
+        match reason {
+            "OracleConfidenceTooWide" if price <= MAX_PRICE => Ok((price, conf, true)),
+            "OracleStale" if m.raw > 0 && price <= MAX_PRICE => {
+                let over = self.now - m.published - m.params.max_age_secs as i64;
+                let minutes = (over.max(0) as i128 + 59) / 60;
+                let haircut = (m.params.max_conf_bps as i128 + 100 * minutes).min(5_000);
+                Ok((
+                    price,
+                    (conf + ceil(price * haircut, BPS)).min(MAX_PRICE),
+                    true,
+                ))
+            }
+            _ => fallback(),
+        }
+    }
+
     /// The (market, oracle) pairs a client passes for `accounts`: each account's active
     /// slots in order, first occurrence kept, `except` left out.
     fn pairs(&self, accounts: &[usize], except: Option<u16>) -> Vec<u16> {
@@ -497,7 +534,7 @@ impl State {
     fn load(&self, markets: &[u16], prices: &mut Prices) -> R {
         for &m in markets {
             if prices[m as usize].is_none() {
-                prices[m as usize] = Some(self.read(m)?);
+                prices[m as usize] = Some(self.read_valued(m)?);
             }
         }
         Ok(())
@@ -515,13 +552,16 @@ impl State {
         };
         h.equity_conservative = h.equity;
         for s in acct.active() {
-            let (p, conf) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            let (p, conf, degraded) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
             let mp = &self.markets[s.market as usize].params;
             let b = s.base as i128;
-            // Value rounds down for both sides; notional and margins round up.
-            let unrealized = floor(b * p, ONE) - s.basis as i128;
+            // Value rounds down for both sides; notional and margins round up. A degraded
+            // price values the position at its interval's edge against the holder, and
+            // its margin at the interval's top.
             let cp = if b >= 0 { (p - conf).max(0) } else { p + conf };
-            let notional = ceil(b.abs() * p, ONE);
+            let (vp, np) = if degraded { (cp, p + conf) } else { (p, p) };
+            let unrealized = floor(b * vp, ONE) - s.basis as i128;
+            let notional = ceil(b.abs() * np, ONE);
             h.unrealized += unrealized;
             h.equity += unrealized;
             h.equity_conservative += floor(b * cp, ONE) - s.basis as i128;
@@ -680,7 +720,7 @@ impl State {
         self.markets[market as usize].last_price = oracle;
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[t, m], Some(market)), &mut prices)?;
-        prices[market as usize] = Some((oracle, conf));
+        prices[market as usize] = Some((oracle, conf, false));
         self.touch(t)?;
         self.touch(m)?;
         let (tb, mb) = (self.health(t, &prices)?, self.health(m, &prices)?);
@@ -750,7 +790,10 @@ impl State {
             if !s.active {
                 continue;
             }
-            let (p, _) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            let (p, _, degraded) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            if degraded {
+                continue; // never realized at a stale or uncertain price
+            }
             let value = i64_of(floor(s.base as i128 * p, ONE))?;
             let delta = value.checked_sub(s.basis).ok_or("MathOverflow")?;
             a.slots[i].basis = value;
@@ -808,7 +851,7 @@ impl State {
         let (p, conf) = self.read(market)?;
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[liqor, liqee], Some(market)), &mut prices)?;
-        prices[market as usize] = Some((p, conf));
+        prices[market as usize] = Some((p, conf, false));
         self.markets[market as usize].last_price = p;
         self.touch(liqee)?;
         self.touch(liqor)?;

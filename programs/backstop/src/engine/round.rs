@@ -74,6 +74,9 @@ pub fn weights_at_snapshot(ex: &Exchange, acct: &MarginAccount) -> Result<(Weigh
                 conf: 0,
                 initial_margin_bps: 0,
                 maintenance_margin_bps: 0,
+                stable_price: 0,
+                unrealized_weight_bps: 10_000,
+                degraded: false,
             })
         })
         .collect::<Result<_>>()?;

@@ -71,7 +71,9 @@ pub fn handler(ctx: Context<AddMarket>, args: AddMarketArgs) -> Result<()> {
         paused_at: 0,
         pause_started_at: 0,
         last_price: 0,
-        reserved: [0; 24],
+        stable_price: 0,
+        stable_price_at: 0,
+        reserved: [0; 8],
     });
     exchange.num_markets = index.checked_add(1).ok_or(BackstopError::MathOverflow)?;
     crate::events::emit(MarketAdded {

@@ -6,8 +6,9 @@ use crate::events::HealthReport;
 use crate::oracle::PriceCache;
 use crate::state::{Exchange, MarginAccount};
 
-/// Read-only: the account's equity, IM and MM at current oracle prices, through return
-/// data, so a keeper or wallet can simulate it. Remaining accounts: a (market, oracle)
+/// Read-only: the account's equity, IM and MM at current oracle prices (a market whose
+/// oracle is stale or too uncertain valued conservatively, counted in
+/// `degraded_positions`), through return data, so a keeper or wallet can simulate it. Remaining accounts: a (market, oracle)
 /// pair per open position.
 #[derive(Accounts)]
 pub struct Health<'info> {
@@ -35,6 +36,7 @@ pub fn handler<'info>(ctx: Context<'info, Health<'info>>) -> Result<HealthReport
         open_positions: h.open_positions,
         liquidatable: h.is_liquidatable()?,
         bankrupt: h.is_bankrupt(),
+        degraded_positions: h.degraded_positions,
     };
     mirror_return_data_in_native_hosts(&report)?;
     Ok(report)

@@ -84,7 +84,7 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
         now,
     )?;
     cache.insert(market, oracle);
-    market.last_price = oracle.price;
+    market.accept_price(oracle.price, now)?;
 
     let (exchange_key, liqee_key, liqor_key) = (
         exchange_info.key(),

@@ -10,7 +10,8 @@ use crate::math::safe::SafeMath;
 use crate::oracle::PriceCache;
 use crate::state::{EpochPhase, Exchange, MarginAccount};
 
-/// Marks every open position to its oracle (moving unrealized pnl into settled pnl),
+/// Marks every open position to its oracle (moving unrealized pnl into settled pnl) —
+/// except in a market whose price is degraded (stale or too uncertain), left unrealized —
 /// realizes losses against capital at once, and — only in `Normal` with no bankruptcy
 /// unresolved — converts *vested* positive pnl into capital. Works in every phase: a round
 /// in progress tallies or charges the account first, as it stood. Remaining accounts: a
@@ -60,11 +61,16 @@ pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
         if !p.active {
             continue;
         }
-        let price = cache
+        let mp = cache
             .get(p.market_index)
-            .ok_or(BackstopError::MissingMarketAccounts)?
-            .price
-            .price;
+            .ok_or(BackstopError::MissingMarketAccounts)?;
+        if mp.degraded {
+            // Never realize at a stale or uncertain price (realized profit vests into
+            // capital): the position stays unrealized until its oracle is good again;
+            // the account's other markets settle as usual.
+            continue;
+        }
+        let price = mp.price.price;
         let delta = mark_to_price(acct, slot, price, books, clock)?;
         marked = marked.safe_add(delta)?;
     }

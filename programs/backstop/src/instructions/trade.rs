@@ -91,7 +91,7 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
     )? {
         return Err(BackstopError::from(refusal).into());
     }
-    market.last_price = oracle_price.price;
+    market.accept_price(oracle_price.price, now)?;
     let mut cache = PriceCache::load(
         &exchange_info.key(),
         ex.collateral_decimals,

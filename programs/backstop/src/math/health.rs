@@ -1,6 +1,7 @@
 //! Account health: equity, initial and maintenance margin (docs/DESIGN.md §4).
 
 use super::fixed::{bps_ceil, notional_ceil, value_floor};
+use super::margin::{initial_margin_price, weighted_unrealized};
 use super::safe::{cast, MathResult, SafeMath};
 use crate::constants::{BPS_DENOMINATOR, PRICE_PRECISION};
 
@@ -15,8 +16,19 @@ pub struct PositionMark {
     pub price: u64,
     /// Oracle confidence interval, same units as `price`.
     pub conf: u64,
+    /// The position's margin rates (`math::margin::size_scaled_rates` of its size).
     pub initial_margin_bps: u16,
     pub maintenance_margin_bps: u16,
+    /// The market's smoothed price (0: none): initial margin values the position at the
+    /// worse of it and the confidence edge.
+    pub stable_price: u64,
+    /// Share of unrealized profit initial margin counts (bps).
+    pub unrealized_weight_bps: u16,
+    /// The market's price failed a guard (stale, too uncertain, unusable) and is a
+    /// conservative stand-in (`oracle_price::conservative`): the position is valued at the
+    /// edge of `conf` against the holder in maintenance checks too, and its margin
+    /// measured at the interval's upper edge.
+    pub degraded: bool,
 }
 
 /// Health of one account at one set of prices. All amounts in collateral atoms.
@@ -24,8 +36,9 @@ pub struct PositionMark {
 pub struct Health {
     /// capital + pnl + unrealized, positions valued at the oracle price (rounded down).
     pub equity: i128,
-    /// Equity with longs valued at price − conf and shorts at price + conf: what
-    /// initial-margin checks use.
+    /// What initial-margin checks use: each position valued at the worse for the holder
+    /// of its confidence edge (longs at price − conf, shorts at price + conf) and its
+    /// market's smoothed price, with unrealized profit counted at the market's weight.
     pub equity_conservative: i128,
     /// Σ (base·P − quote_basis), rounded down.
     pub unrealized: i128,
@@ -37,6 +50,8 @@ pub struct Health {
     pub maintenance_margin: u128,
     /// Number of open positions.
     pub open_positions: u8,
+    /// Open positions valued at a degraded price.
+    pub degraded_positions: u8,
 }
 
 impl Health {
@@ -92,21 +107,37 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
         if p.base_qty == 0 && p.quote_basis == 0 {
             continue;
         }
-        let value = value_floor(p.base_qty, p.price)?;
-        let unrealized = value.safe_sub(p.quote_basis as i128)?;
         // Confidence-adjusted price: against the holder in both directions.
-        let conservative_price = if p.base_qty >= 0 {
+        let long = p.base_qty >= 0;
+        let conservative_price = if long {
             p.price.saturating_sub(p.conf)
         } else {
             p.price.safe_add(p.conf)?
         };
         let conservative_value = value_floor(p.base_qty, conservative_price)?;
-        let notional = notional_ceil(p.base_qty, p.price)?;
+        // Initial margin: the worse of that edge and the smoothed price.
+        let im_price = initial_margin_price(p.price, p.conf, p.stable_price, long)?;
+        let im_unrealized = weighted_unrealized(
+            value_floor(p.base_qty, im_price)?.safe_sub(p.quote_basis as i128)?,
+            p.unrealized_weight_bps,
+        )?;
+        // A degraded price is valued at the conservative edge everywhere, and its margin
+        // measured at the interval's top (the larger notional).
+        let (value, notional) = if p.degraded {
+            (
+                conservative_value,
+                notional_ceil(p.base_qty, p.price.safe_add(p.conf)?)?,
+            )
+        } else {
+            (
+                value_floor(p.base_qty, p.price)?,
+                notional_ceil(p.base_qty, p.price)?,
+            )
+        };
+        let unrealized = value.safe_sub(p.quote_basis as i128)?;
         h.unrealized = h.unrealized.safe_add(unrealized)?;
         h.equity = h.equity.safe_add(unrealized)?;
-        h.equity_conservative = h
-            .equity_conservative
-            .safe_add(conservative_value.safe_sub(p.quote_basis as i128)?)?;
+        h.equity_conservative = h.equity_conservative.safe_add(im_unrealized)?;
         h.notional = h.notional.safe_add(notional)?;
         h.initial_margin = h
             .initial_margin
@@ -114,6 +145,9 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
         h.maintenance_margin = h
             .maintenance_margin
             .safe_add(bps_ceil(notional, p.maintenance_margin_bps)?)?;
+        if p.degraded && p.base_qty != 0 {
+            h.degraded_positions = h.degraded_positions.safe_add(1)?;
+        }
         if p.base_qty != 0 {
             h.open_positions = h.open_positions.safe_add(1)?;
         }
@@ -123,7 +157,8 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
 
 /// A fast screen: true when an account is certainly at or above maintenance margin,
 /// shown without a division. `positions` yields each open position's mark, or `None`
-/// when its market has no usable price (then the screen says nothing: false).
+/// when its market has no usable price (then the screen says nothing: false, as for a
+/// degraded mark).
 ///
 /// [`compute_health`] gives equity − MM = capital + pnl + Σ(⌊b·P/10⁹⌋ − basis)
 /// − Σ⌈⌈|b|·P/10⁹⌉·mm/10⁴⌉; each floor loses less than 1 atom and each margin term gains
@@ -141,6 +176,9 @@ pub fn clearly_above_maintenance(
         let mut scaled: i128 = 0;
         for p in positions {
             let p = p?;
+            if p.degraded {
+                return None; // valued at its interval's edge: not linear in the price
+            }
             let price = i128::from(p.price);
             let b = i128::from(p.base_qty);
             base = base.checked_sub(i128::from(p.quote_basis).checked_add(3)?)?;
@@ -176,6 +214,9 @@ mod tests {
             conf,
             initial_margin_bps: 1_000,
             maintenance_margin_bps: 500,
+            stable_price: 0,
+            unrealized_weight_bps: 10_000,
+            degraded: false,
         }
     }
 
@@ -245,6 +286,9 @@ mod tests {
                 conf: 0,
                 initial_margin_bps: mm.saturating_mul(2),
                 maintenance_margin_bps: mm,
+                stable_price: 0,
+                unrealized_weight_bps: 10_000,
+                degraded: false,
             };
             let marks: Vec<PositionMark> = if base == 0 { vec![] } else { vec![mark] };
             let mut capital = capital;

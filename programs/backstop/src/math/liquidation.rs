@@ -269,6 +269,9 @@ mod tests {
             conf: 0,
             initial_margin_bps: 1_000,
             maintenance_margin_bps: 500,
+            stable_price: 0,
+            unrealized_weight_bps: 10_000,
+            degraded: false,
         }
     }
 

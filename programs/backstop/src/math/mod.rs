@@ -12,6 +12,7 @@ pub mod clawback;
 pub mod fixed;
 pub mod health;
 pub mod liquidation;
+pub mod margin;
 pub mod oracle_price;
 pub mod safe;
 pub mod trade;

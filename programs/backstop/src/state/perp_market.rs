@@ -36,13 +36,27 @@ pub struct MarketParams {
     /// the cap is raised; unlike a pause it does not lapse, and it changes through the
     /// admin delay like every parameter). Liquidations never grow open interest.
     pub max_open_interest: u64,
+    /// Size premium (docs/DESIGN.md §4.2, `math::margin::size_scaled_rates`): a position's
+    /// margin rates grow as `imf_factor · √|base atoms| / 10⁶` bps once that exceeds the
+    /// base initial rate (maintenance in proportion), up to 100%. 0: fixed rates. At most
+    /// `MAX_IMF_FACTOR`; a change moves it by at most `MAX_IMF_STEP`.
+    pub imf_factor: u32,
+    /// Share of a position's unrealized profit initial margin counts (bps; 10,000: all).
+    /// Maintenance margin and liquidations count it in full.
+    pub unrealized_weight_bps: u16,
+    /// Time constant of the market's smoothed price (`math::margin::next_stable_price`),
+    /// updated whenever a trade or liquidation accepts an oracle read; initial margin
+    /// values positions at the worse of it and the oracle. 0: no smoothing. At most
+    /// `MAX_STABLE_WINDOW_SECS`.
+    pub stable_price_window_secs: u32,
 }
 
 impl MarketParams {
     /// Typical parameters, for tests, benchmarks and examples: 10% initial and 5%
     /// maintenance margin, 1% liquidation fee (20% of it to insurance), 0.1% taker fee,
     /// trades within 2% of the oracle, oracle at most 60 s old and 2% uncertain, no
-    /// open-interest cap.
+    /// open-interest cap, fixed margin rates, unrealized profit counted in full and no
+    /// smoothed price (the static rules; see [`MarketParams::DYNAMIC_EXAMPLE`]).
     pub const EXAMPLE: MarketParams = MarketParams {
         initial_margin_bps: 1_000,
         maintenance_margin_bps: 500,
@@ -53,7 +67,31 @@ impl MarketParams {
         oracle_max_age_secs: 60,
         oracle_max_conf_bps: 200,
         max_open_interest: 0,
+        imf_factor: 0,
+        unrealized_weight_bps: 10_000,
+        stable_price_window_secs: 0,
     };
+
+    /// [`MarketParams::EXAMPLE`] with dynamic margin, for a base token of 6 decimals: rates
+    /// grow past 10% for positions above 250 units (imf 63,246: 20% at 1,000 units, 63%
+    /// at 10,000), unrealized profit counts 80% toward initial margin, and a 5-minute
+    /// smoothed price guards initial margin against single-print spikes.
+    pub const DYNAMIC_EXAMPLE: MarketParams = MarketParams {
+        imf_factor: 63_246,
+        unrealized_weight_bps: 8_000,
+        stable_price_window_secs: 300,
+        ..MarketParams::EXAMPLE
+    };
+
+    /// The initial and maintenance margin rates of a position of `base_qty` atoms.
+    pub fn margin_rates(&self, base_qty: i64) -> Result<(u16, u16)> {
+        Ok(crate::math::margin::size_scaled_rates(
+            self.initial_margin_bps,
+            self.maintenance_margin_bps,
+            self.imf_factor,
+            base_qty,
+        )?)
+    }
 
     /// 0 < liquidation fee < maintenance < initial ≤ 100%, and every other value bounded.
     pub fn validate(&self) -> Result<()> {
@@ -69,7 +107,10 @@ impl MarketParams {
             && self.oracle_max_age_secs > 0
             && self.oracle_max_age_secs <= MAX_ORACLE_AGE_SECS
             && self.oracle_max_conf_bps > 0
-            && self.oracle_max_conf_bps <= MAX_ORACLE_CONF_BPS;
+            && self.oracle_max_conf_bps <= MAX_ORACLE_CONF_BPS
+            && self.imf_factor <= MAX_IMF_FACTOR
+            && self.unrealized_weight_bps as u64 <= BPS_DENOMINATOR
+            && self.stable_price_window_secs <= MAX_STABLE_WINDOW_SECS;
         if !ok {
             crate::log!("market params out of bounds: {:?}", self);
         }
@@ -95,7 +136,10 @@ impl MarketParams {
                 <= MAX_BAND_STEP_BPS
             && self.oracle_max_conf_bps.abs_diff(old.oracle_max_conf_bps) <= MAX_BAND_STEP_BPS
             && self.oracle_max_age_secs.abs_diff(old.oracle_max_age_secs)
-                <= MAX_ORACLE_AGE_STEP_SECS;
+                <= MAX_ORACLE_AGE_STEP_SECS
+            // The size premium raises maintenance margin too: bounded steps, so no change
+            // makes positions liquidatable at once.
+            && self.imf_factor.abs_diff(old.imf_factor) <= MAX_IMF_STEP;
         if !ok {
             crate::log!("market params step too large: {:?} -> {:?}", old, self);
         }
@@ -140,7 +184,11 @@ pub struct PerpMarket {
     /// The last oracle price a trade or liquidation accepted (fixed point): the round's
     /// snapshot falls back to it when the oracle account cannot be read at all.
     pub last_price: u64,
-    pub reserved: [u8; 24],
+    /// The smoothed price (`math::margin::next_stable_price`; 0 until the first read) and
+    /// when it was last updated.
+    pub stable_price: u64,
+    pub stable_price_at: i64,
+    pub reserved: [u8; 8],
 }
 
 /// A market-parameter change waiting for the admin delay.
@@ -156,6 +204,20 @@ pub struct QueuedMarketParams {
 }
 
 impl PerpMarket {
+    /// Records an accepted oracle read: the last price and the smoothed price.
+    pub fn accept_price(&mut self, price: u64, now: i64) -> Result<()> {
+        self.last_price = price;
+        self.stable_price = crate::math::margin::next_stable_price(
+            self.stable_price,
+            self.stable_price_at,
+            price,
+            now,
+            self.params.stable_price_window_secs,
+        )?;
+        self.stable_price_at = now;
+        Ok(())
+    }
+
     /// Frozen open interest at `now`: `paused` set and not lapsed after `max_pause_secs`.
     pub fn pause_in_force(&self, max_pause_secs: u32, now: i64) -> bool {
         self.paused && crate::state::pause_in_force(self.pause_started_at, max_pause_secs, now)
