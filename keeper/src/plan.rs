@@ -9,7 +9,7 @@ use anchor_lang::prelude::Pubkey;
 use backstop::engine::position::{fill, Fill};
 use backstop::engine::round::weights_at_snapshot;
 use backstop::math::health::Health;
-use backstop::math::liquidation::{liquidatee_fill, liquidation_terms};
+use backstop::math::liquidation::{liquidatee_fill, liquidation_terms_sized};
 use backstop::oracle::PriceCache;
 use backstop::state::{EpochPhase, Exchange, MarginAccount, PnlClock};
 use backstop_client::view::{self, MarketState};
@@ -245,12 +245,13 @@ pub fn liquidations_after(
             continue;
         };
         let lp = params.liquidation_params(ex.params.liquidation_buffer_bps);
-        let Ok(terms) = liquidation_terms(
+        let Ok(terms) = liquidation_terms_sized(
             &r.health,
             pos.base_qty,
             price,
             &lp,
             pos.base_qty.unsigned_abs(),
+            |b| params.maintenance_rate(b),
         ) else {
             continue;
         };
@@ -519,9 +520,15 @@ pub fn epoch_step_with(book: &Book, now: i64, batching: &Batching) -> Vec<Action
             // account is older than the tallies' writes: its counters (profit pending,
             // profit weight) are stale, so only the certain work goes out until it catches
             // up — never the capital-only accounts, never the everyone fallback.
+            // Accounts created during the round carry the round's tally mark without being
+            // counted (`EpochState::born_tallied`): leave them out, or one new account
+            // would keep the keeper waiting forever.
             let seen_tallied = keys
                 .iter()
-                .filter(|k| book.accounts[**k].clawback.tally_round == e.round_seq)
+                .filter(|k| {
+                    let a = &book.accounts[**k];
+                    a.clawback.tally_round == e.round_seq && a.created_at < e.round_started_at
+                })
                 .count();
             let exchange_behind = seen_tallied > e.tallied as usize;
             let chosen = if (e.profit_pending > 0 && !profit.is_empty()) || exchange_behind {
@@ -926,8 +933,14 @@ mod tests {
         );
         // The book saw its tally before the exchange counted it: wait, do not fall back
         // to tallying everyone.
+        b.exchange.as_mut().unwrap().epoch.round_started_at = NOW;
+        b.accounts.get_mut(&holder).unwrap().created_at = NOW - 10;
         b.accounts.get_mut(&holder).unwrap().clawback.tally_round = 1;
         assert!(epoch_step(&b, NOW, 27, 26).is_empty());
+        // An account created during the round carries the round's mark uncounted: it
+        // does not make the keeper wait (the next step goes on with the round).
+        b.accounts.get_mut(&holder).unwrap().created_at = NOW + 1;
+        assert!(!epoch_step(&b, NOW, 27, 26).is_empty());
         b.accounts.remove(&holder);
         let e = &mut b.exchange.as_mut().unwrap().epoch;
         (e.untallied, e.profit_pending) = (60, 0);

@@ -13,7 +13,7 @@ use anyhow::Result;
 use backstop::math::fixed::{value_ceil, value_floor};
 use backstop::math::health::bankruptcy_shortfall;
 use backstop::math::liquidation::{
-    insurance_paid_fee, liquidation_terms, terms_for_base, LiquidationParams,
+    insurance_paid_fee, liquidation_terms_sized, terms_for_base, LiquidationParams,
 };
 use backstop::math::trade::{apply_fill, taker_quote};
 
@@ -131,7 +131,10 @@ fn step_account(
         }
         // The program's liquidation terms; when its sizing needs nothing more (rounding at
         // the edge) the simulator closes the whole position so the crash always clears.
-        let mut t = liquidation_terms(&h, a.base_qty, price, lp, u64::MAX).map_err(math)?;
+        let mut t = liquidation_terms_sized(&h, a.base_qty, price, lp, u64::MAX, |b| {
+            m.rates(b).map(|r| r.1)
+        })
+        .map_err(math)?;
         if t.base == 0 {
             let full = a.base_qty.unsigned_abs();
             t = terms_for_base(h.equity, t.liquidatee_was_long, full, price, lp).map_err(math)?;

@@ -290,7 +290,9 @@ fn a_stale_market_never_blocks_risk_reducing_actions() {
 /// checks that every refusal changed nothing.
 #[test]
 fn bad_dynamic_margin_parameters_are_refused() {
-    use backstop::constants::{MAX_IMF_FACTOR, MAX_IMF_STEP, MAX_STABLE_WINDOW_SECS};
+    use backstop::constants::{MAX_IMF_FACTOR, MAX_STABLE_WINDOW_SECS};
+    use backstop::math::margin::imf_step_limit;
+    let max_imf_step = imf_step_limit(BASE_DECIMALS);
     use backstop::state::MarketParams;
     let mut ex = TestExchange::new();
     let d = default_market_params();
@@ -331,7 +333,7 @@ fn bad_dynamic_margin_parameters_are_refused() {
         assert_backstop_err(r, E::InvalidParameter);
     }
     let jump = MarketParams {
-        imf_factor: MAX_IMF_STEP + 1,
+        imf_factor: max_imf_step + 1,
         ..d
     };
     let r = ex.send(
@@ -341,7 +343,7 @@ fn bad_dynamic_margin_parameters_are_refused() {
     assert_backstop_err(r, E::StepTooLarge);
     // One step is fine.
     let step = MarketParams {
-        imf_factor: MAX_IMF_STEP,
+        imf_factor: max_imf_step,
         unrealized_weight_bps: 0,
         stable_price_window_secs: MAX_STABLE_WINDOW_SECS,
         ..d
@@ -394,6 +396,14 @@ fn dynamic_margins_scale_with_size_and_discount_paper_profit() {
     assert!(h.equity_conservative - (h.initial_margin as i128) < free_before_spike);
     let room = (h.equity_conservative - h.initial_margin as i128).max(0) as u64;
     assert_backstop_err(ex.withdraw(&a, room + USDC), E::InitialMarginViolated);
+    // Nor can it be realized: settling marks the long at the smoothed price (the worse),
+    // so the spike's profit stays unrealized and weighted.
+    ex.settle(&a).unwrap();
+    let settled = ex.account(&a).pnl;
+    assert!(
+        settled < 100 * USDC as i64,
+        "only what the smoothed price confirms is realized: {settled}"
+    );
     // Once the smoothed price has caught up (many reads over the window), 80% of the
     // profit counts toward initial margin; maintenance counts all of it.
     for _ in 0..40 {
@@ -408,8 +418,51 @@ fn dynamic_margins_scale_with_size_and_discount_paper_profit() {
     let profit = 7_500 * USDC as i128;
     assert_eq!(h.equity, 15_000 * USDC as i128 - 25 * USDC as i128 + profit);
     let counted = h.equity_conservative - (15_000 * USDC as i128 - 25 * USDC as i128);
+    // (The few USDC settled above count in full: within 20% of them, and an atom.)
     assert!(
-        (counted - profit * 8 / 10).abs() <= USDC as i128,
+        (counted - profit * 8 / 10).abs() <= 25 * USDC as i128,
         "IM counts 80% of the profit: {counted}"
     );
+    assert!(counted < profit * 81 / 100);
+}
+
+/// The outside review of the degraded-price rule (attack on the first version): a holder
+/// lets one market go stale until the haircut alone puts its equity at or below zero,
+/// has a colluder liquidate its other market at the oracle price with the insurance fund
+/// paying the colluder's fee, refreshes, and repeats. Who pays is decided at the
+/// midpoint: the liquidatee pays the discount itself and the fund only gains its share.
+#[test]
+fn a_stale_haircut_never_makes_the_insurance_fund_pay_a_liquidator() {
+    let mp = default_market_params();
+    let mut ex = TestExchange::with_params(default_exchange_params(), &[mp, mp], &[100.0, 100.0]);
+    let insurer = ex.user(1_000 * USDC);
+    ex.contribute_insurance(&insurer, 1_000 * USDC).unwrap();
+    let w = ex.funded_user(1_000_000 * USDC);
+    let colluder = ex.funded_user(1_000_000 * USDC);
+    let v = ex.funded_user(2_100 * USDC);
+    ex.trade(&v, &w, 0, 100 * BASE, 100.0).unwrap();
+    ex.trade(&v, &w, 1, 100 * BASE, 100.0).unwrap();
+    // 19 started minutes past its age: market 1's haircut is 2% + 19% = 21% of 10,000,
+    // more than V's 2,080 of equity; market 0 keeps publishing.
+    ex.advance(60 + 19 * 60);
+    ex.set_price(0, 100.0);
+    let h = ex.health(&v.margin).unwrap();
+    assert!(h.equity <= 0 && h.liquidatable, "{h:?}");
+    let fund = ex.insurance_balance();
+    let settled = |a: backstop::state::MarginAccount| a.capital as i128 + a.pnl as i128;
+    let before = settled(ex.account(&v));
+    ex.liquidate(&colluder, &v.margin, 0, u64::MAX).unwrap();
+    assert!(
+        ex.insurance_balance() >= fund,
+        "the fund paid: {} -> {}",
+        fund,
+        ex.insurance_balance()
+    );
+    // V paid the discount itself: 1% of the 10,000 that moved, out of its real equity.
+    let paid = before - settled(ex.account(&v));
+    assert!(
+        (100 * USDC as i128..=100 * USDC as i128 + 2).contains(&paid),
+        "{paid}"
+    );
+    assert_eq!(ex.exchange().books.deficit, 0);
 }

@@ -276,14 +276,24 @@ fn model_market_params(p: &backstop::state::MarketParams) -> model::MarketParams
         max_deviation_bps: p.max_trade_deviation_bps,
         max_age_secs: p.oracle_max_age_secs,
         max_conf_bps: p.oracle_max_conf_bps,
+        imf: p.imf_factor,
+        profit_weight_bps: p.unrealized_weight_bps,
+        stable_window_secs: p.stable_price_window_secs,
     }
 }
 
 /// The exchange as the test sets it up, and the model's account of the same set-up
 /// (written down, not read back: the first comparison checks it).
 fn start() -> Run {
+    // Market 0 keeps the static rules; market 1 has dynamic margins scaled to the
+    // sequences' sizes: the size premium passes 10% above 100 units (21% at 450),
+    // unrealized profit counts 80% toward initial margin, and a 5-minute smoothed price.
     let mp = default_market_params();
-    let mut ex = TestExchange::with_params(params(), &[mp, mp], &[100.0, 100.0]);
+    let dynamic = backstop::state::MarketParams {
+        imf_factor: 100_000,
+        ..backstop::state::MarketParams::DYNAMIC_EXAMPLE
+    };
+    let mut ex = TestExchange::with_params(params(), &[mp, dynamic], &[100.0, 100.0]);
     let mut users: Vec<User> = (0..TRADERS).map(|_| ex.user(20_000 * USDC)).collect();
     for u in &users {
         ex.deposit(u, 5_000 * USDC).unwrap();
@@ -303,21 +313,23 @@ fn start() -> Run {
     let mut accounts = vec![account(15_000 * USDC, 5_000 * USDC); TRADERS];
     accounts.push(account(0, 1_000_000 * USDC));
     accounts.push(account(100_000 * USDC, 0));
-    let market = model::Market {
-        params: model_market_params(&mp),
+    let market = |p: &backstop::state::MarketParams| model::Market {
+        params: model_market_params(p),
         raw: raw_price(100.0),
         conf: 0,
         published: now,
         long_oi: 0,
         short_oi: 0,
         last_price: 0,
+        stable_price: 0,
+        stable_at: 0,
     };
     let deposits = (TRADERS as u64 * 5_000 + 1_000_000) * USDC;
     let model = State {
         now,
         params: model_params(&params()),
         queued_params: None,
-        markets: vec![market; 2],
+        markets: vec![market(&mp), market(&dynamic)],
         accounts,
         books: model::Books {
             total_capital: deposits as u128,
@@ -364,6 +376,8 @@ fn observe(r: &Run) -> State {
                 long_oi: m.long_open_interest,
                 short_oi: m.short_open_interest,
                 last_price: m.last_price as i128,
+                stable_price: m.stable_price as i128,
+                stable_at: m.stable_price_at,
             }
         })
         .collect();

@@ -89,10 +89,6 @@ pub const IMF_SCALE: u32 = 1_000_000;
 /// At most 1 bps per √atom: a 10⁸-atom position already needs 100%.
 #[constant]
 pub const MAX_IMF_FACTOR: u32 = 1_000_000;
-/// One change moves `imf_factor` by at most this (≈ 0.6 percentage points of margin at
-/// 10⁹ base atoms): the premium raises maintenance margin too.
-#[constant]
-pub const MAX_IMF_STEP: u32 = 20_000;
 /// The smoothed price's time constant: at most a day.
 #[constant]
 pub const MAX_STABLE_WINDOW_SECS: u32 = 86_400;

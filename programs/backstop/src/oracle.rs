@@ -171,8 +171,15 @@ impl PriceCache {
         Ok(cache)
     }
 
-    /// Adds a price that passed every guard (the market an instruction trades or
-    /// liquidates in).
+    /// Sets the price of the market an instruction trades or liquidates in (it passed
+    /// every guard), replacing what the remaining accounts loaded for it: that copy of the
+    /// market predates this instruction's read (its smoothed price, before `accept_price`).
+    pub fn set(&mut self, market: &PerpMarket, price: FixedPrice) {
+        self.prices.retain(|p| p.index != market.index);
+        self.insert(market, price);
+    }
+
+    /// Adds a price that passed every guard, unless the market already has one.
     pub fn insert(&mut self, market: &PerpMarket, price: FixedPrice) {
         self.insert_valued(
             market,

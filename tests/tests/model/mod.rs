@@ -118,6 +118,10 @@ pub struct MarketParams {
     pub max_deviation_bps: u16,
     pub max_age_secs: u32,
     pub max_conf_bps: u16,
+    /// Dynamic margin (docs/DESIGN.md §4.3).
+    pub imf: u32,
+    pub profit_weight_bps: u16,
+    pub stable_window_secs: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +135,47 @@ pub struct Market {
     pub short_oi: u64,
     /// The last oracle price a trade or liquidation accepted (fixed point).
     pub last_price: i128,
+    /// The smoothed price and when it moved (docs/DESIGN.md §4.3).
+    pub stable_price: i128,
+    pub stable_at: i64,
+}
+
+impl Market {
+    /// A trade or liquidation accepted `price` at `now`: the smoothed price moves toward
+    /// it by (elapsed, counted up to 60 s and up to the window) / window of the gap,
+    /// truncated toward its old value; the first read, or no window, takes the price.
+    fn accept(&mut self, price: i128, now: i64) {
+        self.last_price = price;
+        let w = self.params.stable_window_secs as i128;
+        self.stable_price = if self.stable_price == 0 || w == 0 {
+            price
+        } else {
+            let dt = ((now - self.stable_at) as i128).clamp(0, w.min(60));
+            let gap = price - self.stable_price;
+            // Truncation toward zero of the step = toward the old value.
+            self.stable_price + gap * dt / w
+        };
+        self.stable_at = now;
+    }
+}
+
+/// A position's (IM, MM) rates: the base rates, or — once larger — the size premium
+/// imf·⌈√|b|⌉/10⁶ (rounded up, at most 100%), MM scaled with it by MM/IM (rounded up).
+fn rates(mp: &MarketParams, base: i64) -> (i128, i128) {
+    let n = base.unsigned_abs() as u128;
+    let mut r = (n as f64).sqrt() as u128;
+    while r * r < n {
+        r += 1;
+    }
+    while r > 0 && (r - 1) * (r - 1) >= n {
+        r -= 1;
+    }
+    let premium = (mp.imf as u128 * r).div_ceil(1_000_000) as i128;
+    let im = premium.max(mp.im_bps as i128).min(BPS);
+    if mp.imf == 0 {
+        return (mp.im_bps as i128, mp.mm_bps as i128);
+    }
+    (im, ceil(im * mp.mm_bps as i128, mp.im_bps as i128))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +313,8 @@ struct Health {
     equity: i128,
     /// Equity with longs at P − conf and shorts at P + conf (initial-margin checks).
     equity_conservative: i128,
+    /// Equity with degraded markets at their midpoint: who pays a liquidation.
+    equity_mid: i128,
     unrealized: i128,
     notional: i128,
     im: i128,
@@ -501,16 +548,17 @@ impl State {
         };
         let price = fixed(m.raw);
         let conf = (m.conf as i128 * FIXED_PER_RAW).min(MAX_PRICE);
+        // Every stand-in interval is at most ±50% of its price.
+        let cap = |p: i128, c: i128| (p, c.min(ceil(p * 5_000, BPS)), true);
         match reason {
-            "OracleConfidenceTooWide" if price <= MAX_PRICE => Ok((price, conf, true)),
+            "OracleConfidenceTooWide" if price <= MAX_PRICE => Ok(cap(price, conf)),
             "OracleStale" if m.raw > 0 && price <= MAX_PRICE => {
                 let over = self.now - m.published - m.params.max_age_secs as i64;
                 let minutes = (over.max(0) as i128 + 59) / 60;
                 let haircut = (m.params.max_conf_bps as i128 + 100 * minutes).min(5_000);
-                Ok((
+                Ok(cap(
                     price,
                     (conf + ceil(price * haircut, BPS)).min(MAX_PRICE),
-                    true,
                 ))
             }
             _ => fallback(),
@@ -551,6 +599,7 @@ impl State {
             ..Health::default()
         };
         h.equity_conservative = h.equity;
+        h.equity_mid = h.equity;
         for s in acct.active() {
             let (p, conf, degraded) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
             let mp = &self.markets[s.market as usize].params;
@@ -562,12 +611,44 @@ impl State {
             let (vp, np) = if degraded { (cp, p + conf) } else { (p, p) };
             let unrealized = floor(b * vp, ONE) - s.basis as i128;
             let notional = ceil(b.abs() * np, ONE);
+            // Initial margin: the worse of the confidence edge and the smoothed price,
+            // profit counted at the market's weight (rounded down).
+            let market = &self.markets[s.market as usize];
+            let stable = if mp.stable_window_secs == 0 {
+                0
+            } else {
+                market.stable_price
+            };
+            // A degraded market's IM edge is the widest stand-in interval, ±50%.
+            let im_edge = if degraded {
+                let half = ceil(p * 5_000, BPS).max(conf);
+                if b >= 0 {
+                    (p - half).max(0)
+                } else {
+                    p + half
+                }
+            } else {
+                cp
+            };
+            let sp = match (b >= 0, stable) {
+                (_, 0) => im_edge,
+                (true, st) => im_edge.min(st),
+                (false, st) => im_edge.max(st),
+            };
+            let u_im = floor(b * sp, ONE) - s.basis as i128;
+            let u_im = if u_im > 0 {
+                u_im * mp.profit_weight_bps as i128 / BPS
+            } else {
+                u_im
+            };
+            let (im_bps, mm_bps) = rates(mp, s.base);
             h.unrealized += unrealized;
             h.equity += unrealized;
-            h.equity_conservative += floor(b * cp, ONE) - s.basis as i128;
+            h.equity_mid += floor(b * p, ONE) - s.basis as i128;
+            h.equity_conservative += u_im;
             h.notional += notional;
-            h.im += ceil(notional * mp.im_bps as i128, BPS);
-            h.mm += ceil(notional * mp.mm_bps as i128, BPS);
+            h.im += ceil(notional * im_bps, BPS);
+            h.mm += ceil(notional * mm_bps, BPS);
             h.open += u32::from(s.base != 0);
         }
         Ok(h)
@@ -717,7 +798,8 @@ impl State {
         if (px - oracle).abs() * BPS > oracle * mp.max_deviation_bps as i128 {
             return Err("PriceOutsideBand");
         }
-        self.markets[market as usize].last_price = oracle;
+        let now = self.now;
+        self.markets[market as usize].accept(oracle, now);
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[t, m], Some(market)), &mut prices)?;
         prices[market as usize] = Some((oracle, conf, false));
@@ -794,6 +876,13 @@ impl State {
             if degraded {
                 continue; // never realized at a stale or uncertain price
             }
+            // Realized at the worse for the holder of the oracle and the smoothed price.
+            let st = &self.markets[s.market as usize];
+            let p = match (st.params.stable_window_secs, st.stable_price) {
+                (0, _) | (_, 0) => p,
+                (_, sp) if s.base > 0 => p.min(sp),
+                (_, sp) => p.max(sp),
+            };
             let value = i64_of(floor(s.base as i128 * p, ONE))?;
             let delta = value.checked_sub(s.basis).ok_or("MathOverflow")?;
             a.slots[i].basis = value;
@@ -852,7 +941,8 @@ impl State {
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[liqor, liqee], Some(market)), &mut prices)?;
         prices[market as usize] = Some((p, conf, false));
-        self.markets[market as usize].last_price = p;
+        let now = self.now;
+        self.markets[market as usize].accept(p, now);
         self.touch(liqee)?;
         self.touch(liqor)?;
         let pos = *self.accounts[liqee]
@@ -865,7 +955,9 @@ impl State {
         let mp = self.markets[market as usize].params;
         // The liquidator earns the fee only while the liquidatee still has equity;
         // otherwise the position moves at the oracle price and insurance pays the fee.
-        let discounted = before.equity > 0;
+        // Who pays is decided at the midpoint of degraded markets: a haircut alone never
+        // makes the insurance fund pay.
+        let discounted = before.equity_mid > 0;
         let fee_bps = if discounted {
             mp.liq_fee_bps as i128
         } else {
@@ -877,19 +969,37 @@ impl State {
         // all scaled by 10⁴; then base = ⌈n / P⌉, capped by the position and by `max`.
         let b = BPS + self.params.buffer_bps as i128;
         let gap = b * before.mm - BPS * before.equity;
-        let size = if gap <= 0 {
-            0
-        } else {
+        let size_at = |mm_rate: i128| -> R<i128> {
+            if gap <= 0 {
+                return Ok(0);
+            }
             let need = gap + 2 * BPS + b;
-            let per_notional = b * mp.mm_bps as i128 - BPS * fee_bps;
+            let per_notional = b * mm_rate - BPS * fee_bps;
             if per_notional <= 0 {
                 return Err("MathOverflow");
             }
             let notional = ceil(BPS * need, per_notional);
-            ceil(notional * ONE, p)
+            Ok(ceil(notional * ONE, p)
                 .min(pos.base.unsigned_abs() as i128)
-                .min(max as i128)
+                .min(max as i128))
         };
+        // Sized at the base rate, then (size-scaled markets) up to three times at the rate
+        // of the size the last pass leaves, keeping the smaller while it shrinks.
+        let mut rate = mp.mm_bps as i128;
+        let mut size = size_at(rate)?;
+        for _ in 0..3 {
+            let left = pos.base.unsigned_abs() as i128 - size;
+            let (_, mm_left) = rates(&mp, left as i64);
+            if mm_left <= rate {
+                break;
+            }
+            rate = mm_left;
+            let next = size_at(rate)?;
+            if next >= size {
+                break;
+            }
+            size = next;
+        }
         if size == 0 {
             return Err("NothingToLiquidate");
         }
@@ -904,7 +1014,7 @@ impl State {
         let full_discount = ceil(size * (p - full_px).abs(), ONE);
         // The discount never exceeds the equity (less two atoms for rounding): the price
         // moves only as far as the equity pays for.
-        let room = (before.equity - 2).max(0);
+        let room = (before.equity_mid - 2).max(0);
         let px = if !discounted {
             p
         } else if full_discount <= room {

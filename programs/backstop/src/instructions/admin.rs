@@ -232,7 +232,7 @@ pub fn update_market_params(ctx: Context<UpdateMarket>, params: MarketParams) ->
         BackstopError::ChangeAlreadyQueued
     );
     params.validate()?;
-    params.validate_step(&market.params)?;
+    params.validate_step(&market.params, market.base_decimals)?;
     market.queued_params = QueuedMarketParams {
         active: true,
         params,

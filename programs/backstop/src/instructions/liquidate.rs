@@ -6,7 +6,7 @@ use crate::engine::round::touch;
 use crate::engine::{bankruptcy, now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::Liquidated;
-use crate::math::liquidation::liquidation_terms;
+use crate::math::liquidation::liquidation_terms_sized;
 use crate::math::safe::{cast, negative, SafeMath};
 use crate::oracle::{read_price, PriceCache};
 use crate::state::{Exchange, MarginAccount, PerpMarket};
@@ -83,8 +83,10 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
         ctx.remaining_accounts,
         now,
     )?;
-    cache.insert(market, oracle);
+    // The read is accepted first, so the cache carries the smoothed price it produced
+    // (as in `trade`).
     market.accept_price(oracle.price, now)?;
+    cache.set(market, oracle);
 
     let (exchange_key, liqee_key, liqor_key) = (
         exchange_info.key(),
@@ -106,12 +108,14 @@ pub fn handler<'info>(ctx: Context<'info, Liquidate<'info>>, max_base_qty: u64) 
     let params = market
         .params
         .liquidation_params(ex.params.liquidation_buffer_bps);
-    let terms = liquidation_terms(
+    let market_params = market.params;
+    let terms = liquidation_terms_sized(
         &before,
         position.base_qty,
         oracle.price,
         &params,
         max_base_qty,
+        |b| market_params.maintenance_rate(b),
     )?;
     require!(terms.base > 0, BackstopError::NothingToLiquidate);
     let books = &mut ex.books;

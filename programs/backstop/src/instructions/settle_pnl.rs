@@ -6,12 +6,14 @@ use crate::engine::round::touch;
 use crate::engine::{now, pnl_clock, track};
 use crate::error::BackstopError;
 use crate::events::PnlSettled;
+use crate::math::margin::settlement_price;
 use crate::math::safe::SafeMath;
 use crate::oracle::PriceCache;
 use crate::state::{EpochPhase, Exchange, MarginAccount};
 
-/// Marks every open position to its oracle (moving unrealized pnl into settled pnl) —
-/// except in a market whose price is degraded (stale or too uncertain), left unrealized —
+/// Marks every open position (moving unrealized pnl into settled pnl) at the worse for the
+/// holder of its oracle and smoothed price — except in a market whose price is degraded
+/// (stale or too uncertain), left unrealized —
 /// realizes losses against capital at once, and — only in `Normal` with no bankruptcy
 /// unresolved — converts *vested* positive pnl into capital. Works in every phase: a round
 /// in progress tallies or charges the account first, as it stood. Remaining accounts: a
@@ -70,7 +72,16 @@ pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
             // the account's other markets settle as usual.
             continue;
         }
-        let price = mp.price.price;
+        // Realized at the worse for the holder of the oracle and the smoothed price: a
+        // single-print spike cannot be turned into settled pnl (which counts in full
+        // toward initial margin and vests into capital) — the Mango v3 lesson. Losses
+        // are realized at the oracle or worse.
+        let stable = if mp.params.stable_price_window_secs == 0 {
+            0
+        } else {
+            mp.stable_price
+        };
+        let price = settlement_price(mp.price.price, stable, p.base_qty > 0);
         let delta = mark_to_price(acct, slot, price, books, clock)?;
         marked = marked.safe_add(delta)?;
     }

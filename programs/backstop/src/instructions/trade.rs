@@ -98,7 +98,7 @@ pub fn handler<'info>(ctx: Context<'info, Trade<'info>>, base_qty: i64, price: u
         ctx.remaining_accounts,
         now,
     )?;
-    cache.insert(market, oracle_price);
+    cache.set(market, oracle_price);
 
     let (exchange_key, taker_key, maker_key) = (
         exchange_info.key(),

@@ -2,8 +2,9 @@
 
 use super::fixed::{bps_ceil, notional_ceil, value_floor};
 use super::margin::{initial_margin_price, weighted_unrealized};
+use super::oracle_price::widen;
 use super::safe::{cast, MathResult, SafeMath};
-use crate::constants::{BPS_DENOMINATOR, PRICE_PRECISION};
+use crate::constants::{BPS_DENOMINATOR, MAX_STALE_HAIRCUT_BPS, PRICE_PRECISION};
 
 /// One open position with the price it is marked at and its market's margin ratios.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,11 @@ pub struct Health {
     /// of its confidence edge (longs at price − conf, shorts at price + conf) and its
     /// market's smoothed price, with unrealized profit counted at the market's weight.
     pub equity_conservative: i128,
+    /// Equity with every degraded market at its midpoint instead of its edge (equal to
+    /// `equity` when none is degraded): who pays a liquidation — the liquidatee's
+    /// discount or the insurance fund's fee — is decided on it, so a haircut alone never
+    /// makes the insurance fund pay (docs/DESIGN.md §8.2).
+    pub equity_mid: i128,
     /// Σ (base·P − quote_basis), rounded down.
     pub unrealized: i128,
     /// Σ |base|·P, rounded up.
@@ -103,6 +109,7 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
         ..Health::default()
     };
     h.equity_conservative = h.equity;
+    h.equity_mid = h.equity;
     for p in positions {
         if p.base_qty == 0 && p.quote_basis == 0 {
             continue;
@@ -115,8 +122,16 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
             p.price.safe_add(p.conf)?
         };
         let conservative_value = value_floor(p.base_qty, conservative_price)?;
-        // Initial margin: the worse of that edge and the smoothed price.
-        let im_price = initial_margin_price(p.price, p.conf, p.stable_price, long)?;
+        // Initial margin: the worse of that edge and the smoothed price; a degraded price
+        // at the widest stand-in interval, ±MAX_STALE_HAIRCUT_BPS (its haircut grows with
+        // age, but a real price can move faster: nothing is withdrawn or added against a
+        // stale price that has not yet widened enough).
+        let im_conf = if p.degraded {
+            widen(p.price, MAX_STALE_HAIRCUT_BPS)?.max(p.conf)
+        } else {
+            p.conf
+        };
+        let im_price = initial_margin_price(p.price, im_conf, p.stable_price, long)?;
         let im_unrealized = weighted_unrealized(
             value_floor(p.base_qty, im_price)?.safe_sub(p.quote_basis as i128)?,
             p.unrealized_weight_bps,
@@ -137,6 +152,9 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
         let unrealized = value.safe_sub(p.quote_basis as i128)?;
         h.unrealized = h.unrealized.safe_add(unrealized)?;
         h.equity = h.equity.safe_add(unrealized)?;
+        h.equity_mid = h
+            .equity_mid
+            .safe_add(value_floor(p.base_qty, p.price)?.safe_sub(p.quote_basis as i128)?)?;
         h.equity_conservative = h.equity_conservative.safe_add(im_unrealized)?;
         h.notional = h.notional.safe_add(notional)?;
         h.initial_margin = h

@@ -146,7 +146,8 @@ pub struct LiquidationTerms {
 }
 
 /// The terms of liquidating at most `max_base` atoms of a position of `position_base`
-/// at oracle price `price`, for a liquidatee of `health`.
+/// at oracle price `price`, for a liquidatee of `health`, in a market with fixed margin
+/// rates (see [`liquidation_terms_sized`]).
 pub fn liquidation_terms(
     health: &Health,
     position_base: i64,
@@ -154,10 +155,53 @@ pub fn liquidation_terms(
     params: &LiquidationParams,
     max_base: u64,
 ) -> MathResult<LiquidationTerms> {
-    let discounted = health.equity > 0;
+    liquidation_terms_sized(health, position_base, price, params, max_base, |_| {
+        Ok(params.maintenance_margin_bps)
+    })
+}
+
+/// [`liquidation_terms`] for a market whose maintenance rate depends on position size:
+/// `mm_at(base)` is the rate of a position of `base` atoms (`margin::size_scaled_rates`).
+///
+/// Sizing needs the maintenance margin a partial close frees per unit of notional. With
+/// size-scaled rates, closing q of b frees at least q·P·mm(b − q) (the rate only falls as
+/// the position shrinks), so any rate at or below mm(b − q) gives a size that restores
+/// the target. It starts from the base rate (always valid, but it over-closes a large
+/// position — by 3x at 20% margin), then up to three times re-sizes with the rate at the
+/// size the previous pass leaves: each pass is still valid, since its smaller close
+/// leaves a larger position whose rate is at least the one used, and keeps the smaller.
+///
+/// Who pays — the liquidatee's discount (capped at its equity) or, at equity ≤ 0, the
+/// insurance fund's fee — is decided on `health.equity_mid`, the equity with degraded
+/// markets at their midpoint: a stale market's haircut may make an account liquidatable
+/// (sizing uses it), but never makes the insurance fund pay for a shortfall that exists
+/// only under the haircut.
+pub fn liquidation_terms_sized(
+    health: &Health,
+    position_base: i64,
+    price: u64,
+    params: &LiquidationParams,
+    max_base: u64,
+    mm_at: impl Fn(i64) -> MathResult<u16>,
+) -> MathResult<LiquidationTerms> {
+    let discounted = health.equity_mid > 0;
     let was_long = position_base > 0;
-    let base = base_to_liquidate(health, position_base, price, params, discounted, max_base)?;
-    terms_for_base(health.equity, was_long, base, price, params)
+    let mut p = *params;
+    let mut base = base_to_liquidate(health, position_base, price, &p, discounted, max_base)?;
+    for _ in 0..3 {
+        let left: i64 = cast(position_base.unsigned_abs().safe_sub(base)?)?;
+        let mm = mm_at(left)?;
+        if mm <= p.maintenance_margin_bps {
+            break;
+        }
+        p.maintenance_margin_bps = mm;
+        let next = base_to_liquidate(health, position_base, price, &p, discounted, max_base)?;
+        if next >= base {
+            break;
+        }
+        base = next;
+    }
+    terms_for_base(health.equity_mid, was_long, base, price, params)
 }
 
 /// Atoms of equity a discounted takeover leaves unspent for rounding: the closing fill's

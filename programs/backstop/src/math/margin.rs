@@ -4,7 +4,7 @@
 //! keeper, client, CLI, simulator and reference model all call these.
 
 use super::safe::{cast, MathResult, SafeMath};
-use crate::constants::{BPS_DENOMINATOR, IMF_SCALE, MAX_STABLE_STEP_SECS};
+use crate::constants::{BPS_DENOMINATOR, IMF_SCALE, MAX_MARGIN_STEP_BPS, MAX_STABLE_STEP_SECS};
 
 /// ⌈√n⌉ for a u64, exact.
 pub fn sqrt_ceil(n: u64) -> u64 {
@@ -52,6 +52,29 @@ pub fn size_scaled_rates(
         .safe_mul(u128::from(maintenance_margin_bps))?
         .div_ceil(u128::from(initial_margin_bps));
     Ok((cast(im)?, cast(mm)?))
+}
+
+/// The most one change may move `imf_factor` in a market whose base token has
+/// `base_decimals`: the move that raises the size premium of a 1,000-unit position by
+/// `MAX_MARGIN_STEP_BPS` (as much as one step of the base rates), rounded down. The
+/// premium raises maintenance margin too, and `imf_factor` is per √atom, so a bound
+/// that ignored decimals would let one step take a 9-decimal market's ordinary positions
+/// to liquidation.
+pub fn imf_step_limit(base_decimals: u8) -> u32 {
+    let reference = 10u128.saturating_pow(u32::from(base_decimals).saturating_add(3));
+    // ⌈√reference⌉, as the premium takes it.
+    let floor = reference.isqrt();
+    let root = if floor.saturating_mul(floor) < reference {
+        floor.saturating_add(1)
+    } else {
+        floor.max(1)
+    };
+    // 500 · 10⁶ fits; `root` ≥ 1.
+    let limit = (u128::from(MAX_MARGIN_STEP_BPS))
+        .saturating_mul(u128::from(IMF_SCALE))
+        .checked_div(root)
+        .unwrap_or(0);
+    u32::try_from(limit).unwrap_or(u32::MAX)
 }
 
 /// Unrealized pnl as initial margin counts it: losses in full, profit at `weight_bps`
@@ -107,6 +130,18 @@ pub fn initial_margin_price(price: u64, conf: u64, stable: u64, long: bool) -> M
     }
 }
 
+/// The price `settle_pnl` realizes a position at: the worse for the holder of the oracle
+/// and the smoothed price (a long the lower, a short the higher; the oracle while there is
+/// no smoothed price), so a spike's paper profit stays unrealized — weighted in initial
+/// margin — until the smoothed price confirms it.
+pub fn settlement_price(oracle: u64, stable: u64, long: bool) -> u64 {
+    match (stable, long) {
+        (0, _) => oracle,
+        (s, true) => oracle.min(s),
+        (s, false) => oracle.max(s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +175,22 @@ mod tests {
     }
 
     #[test]
+    fn the_imf_step_moves_a_thousand_units_by_one_margin_step() {
+        // 6 decimals: ⌈√10⁹⌉ = 31,623 → 500·10⁶ / 31,623 = 15,811.
+        assert_eq!(imf_step_limit(6), 15_811);
+        assert_eq!(imf_step_limit(9), 500);
+        assert_eq!(imf_step_limit(0), 15_625_000); // ⌈√1,000⌉ = 32
+        for d in 0..=18u8 {
+            let step = imf_step_limit(d);
+            let thousand = 1_000 * 10i64.pow(u32::from(d).min(15));
+            if d <= 15 {
+                let (im, _) = size_scaled_rates(1, 0, step, thousand).unwrap();
+                assert!(im <= MAX_MARGIN_STEP_BPS + 1, "d={d}: {im}");
+            }
+        }
+    }
+
+    #[test]
     fn weights_and_stable_price() {
         assert_eq!(weighted_unrealized(-7, 5_000).unwrap(), -7);
         assert_eq!(weighted_unrealized(7, 5_000).unwrap(), 3);
@@ -166,6 +217,11 @@ mod tests {
         assert_eq!(initial_margin_price(100, 2, 0, true).unwrap(), 98);
         assert_eq!(initial_margin_price(100, 2, 110, false).unwrap(), 110);
         assert_eq!(initial_margin_price(100, 2, 0, false).unwrap(), 102);
+        assert_eq!(settlement_price(130, 100, true), 100);
+        assert_eq!(settlement_price(130, 100, false), 130);
+        assert_eq!(settlement_price(70, 100, true), 70);
+        assert_eq!(settlement_price(70, 100, false), 100);
+        assert_eq!(settlement_price(70, 0, false), 70);
     }
 
     proptest! {

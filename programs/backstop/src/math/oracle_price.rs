@@ -114,7 +114,7 @@ pub fn stale_haircut_bps(max_conf_bps: u16, over_secs: i64) -> u16 {
 }
 
 /// `price · bps / 10⁴`, rounded up (a wider interval is the conservative side).
-fn widen(price: u64, bps: u16) -> MathResult<u64> {
+pub fn widen(price: u64, bps: u16) -> MathResult<u64> {
     cast(
         u128::from(price)
             .safe_mul(u128::from(bps))?
@@ -150,10 +150,18 @@ pub fn conservative(
             conf: widen(last_price, MAX_STALE_HAIRCUT_BPS)?,
         })
     };
+    // Every stand-in's interval is at most ±MAX_STALE_HAIRCUT_BPS of its price: an
+    // absurd published confidence must not make a holder's equity unrepresentable.
+    let capped = |f: FixedPrice| -> MathResult<FixedPrice> {
+        Ok(FixedPrice {
+            price: f.price,
+            conf: f.conf.min(widen(f.price, MAX_STALE_HAIRCUT_BPS)?),
+        })
+    };
     match rejection {
         Rejection::NonPositive | Rejection::Unrepresentable => fallback(),
         Rejection::ConfidenceTooWide => {
-            to_fixed(raw, quote_decimals, base_decimals).or_else(|_| fallback())
+            capped(to_fixed(raw, quote_decimals, base_decimals).or_else(|_| fallback())?)
         }
         Rejection::Stale => {
             let Ok(fixed) = to_fixed(raw, quote_decimals, base_decimals) else {
@@ -163,7 +171,7 @@ pub fn conservative(
                 .saturating_sub(raw.publish_time)
                 .saturating_sub(i64::from(max_age_secs));
             let extra = widen(fixed.price, stale_haircut_bps(max_conf_bps, over))?;
-            Ok(FixedPrice {
+            capped(FixedPrice {
                 price: fixed.price,
                 conf: fixed.conf.saturating_add(extra).min(MAX_PRICE),
             })
@@ -275,7 +283,9 @@ mod tests {
         // Fresh: as is.
         let v = valued(&raw(100, 1, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
         assert!(!v.degraded);
-        // Too uncertain (5% > 2%): the oracle's own interval.
+        // Too uncertain (5% > 2%): the oracle's own interval, at most ±50%.
+        let v = valued(&raw(100, 90, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
+        assert_eq!(v.price.conf, 50 * 1_000_000_000);
         let v = valued(&raw(100, 5, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
         assert!(v.degraded);
         assert_eq!(v.price.conf, 5 * 1_000_000_000);

@@ -39,7 +39,7 @@ pub struct MarketParams {
     /// Size premium (docs/DESIGN.md §4.2, `math::margin::size_scaled_rates`): a position's
     /// margin rates grow as `imf_factor · √|base atoms| / 10⁶` bps once that exceeds the
     /// base initial rate (maintenance in proportion), up to 100%. 0: fixed rates. At most
-    /// `MAX_IMF_FACTOR`; a change moves it by at most `MAX_IMF_STEP`.
+    /// `MAX_IMF_FACTOR`; a change moves it by at most `math::margin::imf_step_limit`.
     pub imf_factor: u32,
     /// Share of a position's unrealized profit initial margin counts (bps; 10,000: all).
     /// Maintenance margin and liquidations count it in full.
@@ -83,6 +83,17 @@ impl MarketParams {
         ..MarketParams::EXAMPLE
     };
 
+    /// The maintenance rate of a position of `base_qty` atoms (liquidation sizing).
+    pub fn maintenance_rate(&self, base_qty: i64) -> crate::math::MathResult<u16> {
+        crate::math::margin::size_scaled_rates(
+            self.initial_margin_bps,
+            self.maintenance_margin_bps,
+            self.imf_factor,
+            base_qty,
+        )
+        .map(|(_, mm)| mm)
+    }
+
     /// The initial and maintenance margin rates of a position of `base_qty` atoms.
     pub fn margin_rates(&self, base_qty: i64) -> Result<(u16, u16)> {
         Ok(crate::math::margin::size_scaled_rates(
@@ -120,8 +131,9 @@ impl MarketParams {
 }
 
 impl MarketParams {
-    /// A change from `old` moves each rate by at most one step (`MAX_*_STEP_*`).
-    pub fn validate_step(&self, old: &MarketParams) -> Result<()> {
+    /// A change from `old` moves each rate by at most one step (`MAX_*_STEP_*`); the size
+    /// premium by `math::margin::imf_step_limit(base_decimals)`.
+    pub fn validate_step(&self, old: &MarketParams, base_decimals: u8) -> Result<()> {
         let ok = self.initial_margin_bps.abs_diff(old.initial_margin_bps) <= MAX_MARGIN_STEP_BPS
             && self
                 .maintenance_margin_bps
@@ -139,7 +151,8 @@ impl MarketParams {
                 <= MAX_ORACLE_AGE_STEP_SECS
             // The size premium raises maintenance margin too: bounded steps, so no change
             // makes positions liquidatable at once.
-            && self.imf_factor.abs_diff(old.imf_factor) <= MAX_IMF_STEP;
+            && self.imf_factor.abs_diff(old.imf_factor)
+                <= crate::math::margin::imf_step_limit(base_decimals);
         if !ok {
             crate::log!("market params step too large: {:?} -> {:?}", old, self);
         }
