@@ -118,7 +118,7 @@ pub struct MarketParamFlags {
     #[arg(long)]
     max_open_interest: Option<u64>,
     /// Size premium: margin rates grow as IMF·√|base atoms|/10⁶ bps past the base initial
-    /// rate (0: fixed rates; at most 1,000,000; one change may move a 1,000-unit position's premium by at most 5 points).
+    /// rate (0: fixed rates; at most 1,000,000; one change may move a 100,000-quote-unit position's premium by at most 5 points).
     #[arg(long)]
     imf_factor: Option<u32>,
     /// Share of unrealized profit initial margin counts, in bps (10,000: all).

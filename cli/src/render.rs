@@ -132,6 +132,7 @@ pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -
                     stable_price: 0,
                     unrealized_weight_bps: 10_000,
                     degraded: false,
+                    stale: false,
                 }],
             )
             .ok()

@@ -231,8 +231,14 @@ fn happy_paths(cli: &Cli) {
     for w in 0..2 {
         assert!(cli.ok(w, &["settle"]).stdout.starts_with("Settled"));
     }
+    // The loser's loss is realized at the oracle; the winner's profit only as far as the
+    // smoothed price confirms it (localnet.toml: 5-minute smoothing, which no trade has
+    // moved from $150 yet), so nothing of the jump is realized — it stays unrealized and
+    // counts 80% toward initial margin. Closing the position (below) realizes it in full.
     let show0 = cli.ok(0, &["--output", "json", "account", "show"]).json();
-    assert_eq!(show0["capital"], 1_000 * USDC - fee + 30 * USDC);
+    assert_eq!(show0["capital"], 1_000 * USDC - fee);
+    assert_eq!(show0["positions"][0]["smoothed_price"], "150.0000");
+    assert_eq!(show0["health"]["unrealized"], 30 * USDC);
     let show1 = cli.ok(1, &["--output", "json", "account", "show"]).json();
     assert_eq!(show1["capital"], 1_000 * USDC - 30 * USDC);
 

@@ -288,6 +288,7 @@ mod tests {
                 params: params(),
                 stable_price: 0,
                 degraded: false,
+                stale: false,
             }],
         }
     }

@@ -99,6 +99,7 @@ pub fn health(
         stable_price: 0,
         unrealized_weight_bps: 10_000,
         degraded: false,
+        stale: false,
     };
     let positions: &[PositionMark] = if a.base_qty != 0 { &[mark] } else { &[] };
     compute_health(a.capital, a.pnl, positions)

@@ -27,7 +27,7 @@ proptest! {
             fee in 0u16..=10_000, buffer in 0u16..=10_000, max_base in any::<u64>(),
             deficit in any::<u64>(), weights in proptest::collection::vec((any::<u128>(), any::<u64>(), any::<u64>()), 0..8),
             cap in any::<u16>()) {
-        let mark = PositionMark { base_qty: base, quote_basis: basis, price, conf, initial_margin_bps: im, maintenance_margin_bps: mm , stable_price: 0, unrealized_weight_bps: 10_000, degraded: false };
+        let mark = PositionMark { base_qty: base, quote_basis: basis, price, conf, initial_margin_bps: im, maintenance_margin_bps: mm , stable_price: 0, unrealized_weight_bps: 10_000, degraded: false, stale: false };
         if let Ok(h) = compute_health(capital, pnl, &[mark]) {
             let lp = LiquidationParams { maintenance_margin_bps: mm, liquidation_fee_bps: fee, buffer_bps: buffer, insurance_share_bps: 2_000 };
             if let Ok(q) = base_to_liquidate(&h, base, price, &lp, h.equity > 0, max_base) {

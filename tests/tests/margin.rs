@@ -291,8 +291,9 @@ fn a_stale_market_never_blocks_risk_reducing_actions() {
 #[test]
 fn bad_dynamic_margin_parameters_are_refused() {
     use backstop::constants::{MAX_IMF_FACTOR, MAX_STABLE_WINDOW_SECS};
-    use backstop::math::margin::imf_step_limit;
-    let max_imf_step = imf_step_limit(BASE_DECIMALS);
+    use backstop::math::margin::{imf_reference_atoms, imf_step_limit};
+    // No trade yet: the reference is 1,000 units.
+    let max_imf_step = imf_step_limit(imf_reference_atoms(BASE_DECIMALS, 6, 0));
     use backstop::state::MarketParams;
     let mut ex = TestExchange::new();
     let d = default_market_params();

@@ -139,6 +139,8 @@ pub struct MarketPrice {
     /// its interval's edge against the holder, and nothing may trade or be liquidated in
     /// this market at it.
     pub degraded: bool,
+    /// Degraded because old or a fallback (`ValuedPrice::stale`).
+    pub stale: bool,
 }
 
 /// Prices of the markets an instruction needs, loaded once.
@@ -186,6 +188,7 @@ impl PriceCache {
             ValuedPrice {
                 price,
                 degraded: false,
+                stale: false,
             },
         );
     }
@@ -198,6 +201,7 @@ impl PriceCache {
                 params: market.params,
                 stable_price: market.stable_price,
                 degraded: price.degraded,
+                stale: price.stale,
             });
         }
     }
@@ -226,6 +230,7 @@ impl PriceCache {
             },
             unrealized_weight_bps: m.params.unrealized_weight_bps,
             degraded: m.degraded,
+            stale: m.stale,
         })
     }
 

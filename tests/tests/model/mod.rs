@@ -331,9 +331,18 @@ impl Health {
     }
 }
 
-/// Prices the instruction has read, per market: (price, conf) in fixed point, and whether
-/// the price is a degraded stand-in (docs/DESIGN.md §8.2).
-type Prices = Vec<Option<(i128, i128, bool)>>;
+/// How a price may be used (docs/DESIGN.md §8.2): it passed its guards; it is current but
+/// too uncertain (valued at its interval's edge); or it is old or a fallback (also at the
+/// edge, and initial margin takes ±50%).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quality {
+    Fresh,
+    Uncertain,
+    Stale,
+}
+
+/// Prices the instruction has read, per market: (price, conf) in fixed point and quality.
+type Prices = Vec<Option<(i128, i128, Quality)>>;
 
 // -------------------------------------------------------------------- warmup (docs/DESIGN.md §6.9)
 
@@ -533,25 +542,31 @@ impl State {
     /// own interval; stale, the interval widened by the market's confidence limit plus 1%
     /// per started minute past its age (at most 50%); non-positive or unrepresentable, the
     /// last accepted price ± 50%, refused when there is none.
-    fn read_valued(&self, market: u16) -> R<(i128, i128, bool)> {
+    fn read_valued(&self, market: u16) -> R<(i128, i128, Quality)> {
         let m = &self.markets[market as usize];
         let reason = match self.read(market) {
-            Ok((p, c)) => return Ok((p, c, false)),
+            Ok((p, c)) => return Ok((p, c, Quality::Fresh)),
             Err(r) => r,
         };
         let fallback = || {
             if m.last_price > 0 {
-                Ok((m.last_price, ceil(m.last_price * 5_000, BPS), true))
+                Ok((
+                    m.last_price,
+                    ceil(m.last_price * 5_000, BPS),
+                    Quality::Stale,
+                ))
             } else {
                 Err(reason)
             }
         };
         let price = fixed(m.raw);
         let conf = (m.conf as i128 * FIXED_PER_RAW).min(MAX_PRICE);
-        // Every stand-in interval is at most ±50% of its price.
-        let cap = |p: i128, c: i128| (p, c.min(ceil(p * 5_000, BPS)), true);
+        // A stand-in interval is at most ±100% of its price.
+        let cap = |p: i128, c: i128, q: Quality| (p, c.min(p), q);
         match reason {
-            "OracleConfidenceTooWide" if price <= MAX_PRICE => Ok(cap(price, conf)),
+            "OracleConfidenceTooWide" if price <= MAX_PRICE => {
+                Ok(cap(price, conf, Quality::Uncertain))
+            }
             "OracleStale" if m.raw > 0 && price <= MAX_PRICE => {
                 let over = self.now - m.published - m.params.max_age_secs as i64;
                 let minutes = (over.max(0) as i128 + 59) / 60;
@@ -559,6 +574,7 @@ impl State {
                 Ok(cap(
                     price,
                     (conf + ceil(price * haircut, BPS)).min(MAX_PRICE),
+                    Quality::Stale,
                 ))
             }
             _ => fallback(),
@@ -601,7 +617,8 @@ impl State {
         h.equity_conservative = h.equity;
         h.equity_mid = h.equity;
         for s in acct.active() {
-            let (p, conf, degraded) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            let (p, conf, quality) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            let degraded = quality != Quality::Fresh;
             let mp = &self.markets[s.market as usize].params;
             let b = s.base as i128;
             // Value rounds down for both sides; notional and margins round up. A degraded
@@ -619,8 +636,8 @@ impl State {
             } else {
                 market.stable_price
             };
-            // A degraded market's IM edge is the widest stand-in interval, ±50%.
-            let im_edge = if degraded {
+            // A stale market's IM edge is the widest stand-in interval, ±50%.
+            let im_edge = if quality == Quality::Stale {
                 let half = ceil(p * 5_000, BPS).max(conf);
                 if b >= 0 {
                     (p - half).max(0)
@@ -802,7 +819,7 @@ impl State {
         self.markets[market as usize].accept(oracle, now);
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[t, m], Some(market)), &mut prices)?;
-        prices[market as usize] = Some((oracle, conf, false));
+        prices[market as usize] = Some((oracle, conf, Quality::Fresh));
         self.touch(t)?;
         self.touch(m)?;
         let (tb, mb) = (self.health(t, &prices)?, self.health(m, &prices)?);
@@ -872,8 +889,8 @@ impl State {
             if !s.active {
                 continue;
             }
-            let (p, _, degraded) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
-            if degraded {
+            let (p, _, quality) = prices[s.market as usize].ok_or("MissingMarketAccounts")?;
+            if quality != Quality::Fresh {
                 continue; // never realized at a stale or uncertain price
             }
             // Realized at the worse for the holder of the oracle and the smoothed price.
@@ -940,7 +957,7 @@ impl State {
         let (p, conf) = self.read(market)?;
         let mut prices = self.no_prices();
         self.load(&self.pairs(&[liqor, liqee], Some(market)), &mut prices)?;
-        prices[market as usize] = Some((p, conf, false));
+        prices[market as usize] = Some((p, conf, Quality::Fresh));
         let now = self.now;
         self.markets[market as usize].accept(p, now);
         self.touch(liqee)?;

@@ -77,6 +77,7 @@ pub fn weights_at_snapshot(ex: &Exchange, acct: &MarginAccount) -> Result<(Weigh
                 stable_price: 0,
                 unrealized_weight_bps: 10_000,
                 degraded: false,
+                stale: false,
             })
         })
         .collect::<Result<_>>()?;

@@ -226,13 +226,21 @@ pub struct ApplyMarket<'info> {
 pub fn update_market_params(ctx: Context<UpdateMarket>, params: MarketParams) -> Result<()> {
     let now = now()?;
     let ready_at = ready_at(&ctx.accounts.exchange, now)?;
+    let quote_decimals = ctx.accounts.exchange.collateral_decimals;
     let market = &mut ctx.accounts.market;
     require!(
         !market.queued_params.active,
         BackstopError::ChangeAlreadyQueued
     );
     params.validate()?;
-    params.validate_step(&market.params, market.base_decimals)?;
+    params.validate_step(
+        &market.params,
+        crate::math::margin::imf_reference_atoms(
+            market.base_decimals,
+            quote_decimals,
+            market.last_price,
+        ),
+    )?;
     market.queued_params = QueuedMarketParams {
         active: true,
         params,

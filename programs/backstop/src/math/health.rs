@@ -30,6 +30,9 @@ pub struct PositionMark {
     /// edge of `conf` against the holder in maintenance checks too, and its margin
     /// measured at the interval's upper edge.
     pub degraded: bool,
+    /// Degraded because old or a fallback (`ValuedPrice::stale`): initial margin takes
+    /// the widest interval, ±`MAX_STALE_HAIRCUT_BPS` (or the interval, if wider).
+    pub stale: bool,
 }
 
 /// Health of one account at one set of prices. All amounts in collateral atoms.
@@ -122,11 +125,11 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
             p.price.safe_add(p.conf)?
         };
         let conservative_value = value_floor(p.base_qty, conservative_price)?;
-        // Initial margin: the worse of that edge and the smoothed price; a degraded price
-        // at the widest stand-in interval, ±MAX_STALE_HAIRCUT_BPS (its haircut grows with
+        // Initial margin: the worse of that edge and the smoothed price; a stale price at
+        // the widest stand-in interval, ±MAX_STALE_HAIRCUT_BPS (its haircut grows with
         // age, but a real price can move faster: nothing is withdrawn or added against a
         // stale price that has not yet widened enough).
-        let im_conf = if p.degraded {
+        let im_conf = if p.degraded && p.stale {
             widen(p.price, MAX_STALE_HAIRCUT_BPS)?.max(p.conf)
         } else {
             p.conf
@@ -235,6 +238,7 @@ mod tests {
             stable_price: 0,
             unrealized_weight_bps: 10_000,
             degraded: false,
+            stale: false,
         }
     }
 
@@ -307,6 +311,7 @@ mod tests {
                 stable_price: 0,
                 unrealized_weight_bps: 10_000,
                 degraded: false,
+                stale: false,
             };
             let marks: Vec<PositionMark> = if base == 0 { vec![] } else { vec![mark] };
             let mut capital = capital;

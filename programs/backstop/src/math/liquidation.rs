@@ -316,6 +316,7 @@ mod tests {
             stable_price: 0,
             unrealized_weight_bps: 10_000,
             degraded: false,
+            stale: false,
         }
     }
 

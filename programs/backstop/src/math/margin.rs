@@ -54,14 +54,29 @@ pub fn size_scaled_rates(
     Ok((cast(im)?, cast(mm)?))
 }
 
-/// The most one change may move `imf_factor` in a market whose base token has
-/// `base_decimals`: the move that raises the size premium of a 1,000-unit position by
-/// `MAX_MARGIN_STEP_BPS` (as much as one step of the base rates), rounded down. The
-/// premium raises maintenance margin too, and `imf_factor` is per √atom, so a bound
-/// that ignored decimals would let one step take a 9-decimal market's ordinary positions
-/// to liquidation.
-pub fn imf_step_limit(base_decimals: u8) -> u32 {
-    let reference = 10u128.saturating_pow(u32::from(base_decimals).saturating_add(3));
+/// The reference position `imf_step_limit` measures a change on, in base atoms: what is
+/// worth 100,000 quote units at the market's last accepted price (fixed point), or —
+/// before any — 1,000 whole base units.
+pub fn imf_reference_atoms(base_decimals: u8, quote_decimals: u8, last_price: u64) -> u128 {
+    if last_price == 0 {
+        return 10u128.saturating_pow(u32::from(base_decimals).saturating_add(3));
+    }
+    // 10^(quote_decimals + 5) quote atoms, at `last_price` quote atoms per base atom · 10⁹.
+    10u128
+        .saturating_pow(u32::from(quote_decimals).saturating_add(5))
+        .saturating_mul(crate::constants::PRICE_PRECISION as u128)
+        .checked_div(u128::from(last_price))
+        .unwrap_or(0)
+        .max(1)
+}
+
+/// The most one change may move `imf_factor`: the move that raises the size premium of
+/// a position of `reference` base atoms ([`imf_reference_atoms`]) by `MAX_MARGIN_STEP_BPS`
+/// (as much as one step of the base rates), rounded down, and at least 1. The premium
+/// raises maintenance margin too, and `imf_factor` is per √atom, so a bound that ignored
+/// decimals and price would let one step take a cheap or many-decimal market's ordinary
+/// positions to liquidation.
+pub fn imf_step_limit(reference: u128) -> u32 {
     // ⌈√reference⌉, as the premium takes it.
     let floor = reference.isqrt();
     let root = if floor.saturating_mul(floor) < reference {
@@ -74,7 +89,7 @@ pub fn imf_step_limit(base_decimals: u8) -> u32 {
         .saturating_mul(u128::from(IMF_SCALE))
         .checked_div(root)
         .unwrap_or(0);
-    u32::try_from(limit).unwrap_or(u32::MAX)
+    u32::try_from(limit).unwrap_or(u32::MAX).max(1)
 }
 
 /// Unrealized pnl as initial margin counts it: losses in full, profit at `weight_bps`
@@ -175,18 +190,30 @@ mod tests {
     }
 
     #[test]
-    fn the_imf_step_moves_a_thousand_units_by_one_margin_step() {
-        // 6 decimals: ⌈√10⁹⌉ = 31,623 → 500·10⁶ / 31,623 = 15,811.
-        assert_eq!(imf_step_limit(6), 15_811);
-        assert_eq!(imf_step_limit(9), 500);
-        assert_eq!(imf_step_limit(0), 15_625_000); // ⌈√1,000⌉ = 32
-        for d in 0..=18u8 {
-            let step = imf_step_limit(d);
-            let thousand = 1_000 * 10i64.pow(u32::from(d).min(15));
-            if d <= 15 {
-                let (im, _) = size_scaled_rates(1, 0, step, thousand).unwrap();
-                assert!(im <= MAX_MARGIN_STEP_BPS + 1, "d={d}: {im}");
-            }
+    fn the_imf_step_moves_the_reference_position_by_one_margin_step() {
+        // Before any price: 1,000 units. 6 decimals: ⌈√10⁹⌉ = 31,623 → 15,811.
+        assert_eq!(imf_step_limit(imf_reference_atoms(6, 6, 0)), 15_811);
+        assert_eq!(imf_step_limit(imf_reference_atoms(9, 6, 0)), 500);
+        assert_eq!(imf_step_limit(imf_reference_atoms(0, 6, 0)), 15_625_000);
+        // 18 decimals: still a step of at least 1.
+        assert_eq!(imf_step_limit(imf_reference_atoms(18, 6, 0)), 1);
+        // With a price: 100,000 quote units' worth. $100 for a 6-decimal base and USDC:
+        // 10⁹ atoms again; a $0.00002 token with 5 decimals: 5·10¹⁴ atoms → 22.
+        assert_eq!(imf_reference_atoms(6, 6, 100_000_000_000), 1_000_000_000);
+        let cheap = imf_reference_atoms(5, 6, 200_000);
+        assert_eq!(cheap, 500_000_000_000_000);
+        assert_eq!(imf_step_limit(cheap), 22);
+        for (bd, price) in [
+            (6u8, 100_000_000_000u64),
+            (9, 150_000_000),
+            (5, 200_000),
+            (8, 1_000_000),
+        ] {
+            let reference = imf_reference_atoms(bd, 6, price);
+            let step = imf_step_limit(reference);
+            let size = i64::try_from(reference).unwrap_or(i64::MAX);
+            let (im, _) = size_scaled_rates(1, 0, step, size).unwrap();
+            assert!(im <= MAX_MARGIN_STEP_BPS + 1, "{bd} {price}: {im}");
         }
     }
 

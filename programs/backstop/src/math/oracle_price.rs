@@ -99,6 +99,11 @@ pub fn to_fixed(raw: &RawPrice, quote_decimals: u8, base_decimals: u8) -> MathRe
 pub struct ValuedPrice {
     pub price: FixedPrice,
     pub degraded: bool,
+    /// Degraded because the price is old (or a fallback to the last accepted one), not
+    /// merely too uncertain: initial margin then takes the widest interval (±50%), since
+    /// the market may have moved since — a too-uncertain price is current, its own
+    /// interval is the honest uncertainty.
+    pub stale: bool,
 }
 
 /// The haircut (bps of the price) a price `over_secs` past its max age carries: the
@@ -150,12 +155,13 @@ pub fn conservative(
             conf: widen(last_price, MAX_STALE_HAIRCUT_BPS)?,
         })
     };
-    // Every stand-in's interval is at most ±MAX_STALE_HAIRCUT_BPS of its price: an
-    // absurd published confidence must not make a holder's equity unrepresentable.
+    // A stand-in's interval is at most ±100% of its price (a long valued at 0 at worst,
+    // a short at twice the price): an absurd published confidence must not make a
+    // holder's equity unrepresentable, and no honest wide interval is narrowed.
     let capped = |f: FixedPrice| -> MathResult<FixedPrice> {
         Ok(FixedPrice {
             price: f.price,
-            conf: f.conf.min(widen(f.price, MAX_STALE_HAIRCUT_BPS)?),
+            conf: f.conf.min(f.price),
         })
     };
     match rejection {
@@ -197,6 +203,7 @@ pub fn valued(
                 return Ok(ValuedPrice {
                     price,
                     degraded: false,
+                    stale: false,
                 })
             }
             Err(_) => Rejection::Unrepresentable,
@@ -216,6 +223,7 @@ pub fn valued(
     .map(|price| ValuedPrice {
         price,
         degraded: true,
+        stale: rejection != Rejection::ConfidenceTooWide,
     })
     .map_err(|_| rejection)
 }
@@ -283,9 +291,12 @@ mod tests {
         // Fresh: as is.
         let v = valued(&raw(100, 1, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
         assert!(!v.degraded);
-        // Too uncertain (5% > 2%): the oracle's own interval, at most ±50%.
+        // Too uncertain: the oracle's own interval, at most ±100%; current, not stale.
         let v = valued(&raw(100, 90, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
-        assert_eq!(v.price.conf, 50 * 1_000_000_000);
+        assert_eq!(v.price.conf, 90 * 1_000_000_000);
+        assert!(v.degraded && !v.stale);
+        let v = valued(&raw(100, 500, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
+        assert_eq!(v.price.conf, 100 * 1_000_000_000);
         let v = valued(&raw(100, 5, 0, 1_000), 1_000, 60, 200, 0, 0, 0).unwrap();
         assert!(v.degraded);
         assert_eq!(v.price.conf, 5 * 1_000_000_000);

@@ -132,8 +132,9 @@ impl MarketParams {
 
 impl MarketParams {
     /// A change from `old` moves each rate by at most one step (`MAX_*_STEP_*`); the size
-    /// premium by `math::margin::imf_step_limit(base_decimals)`.
-    pub fn validate_step(&self, old: &MarketParams, base_decimals: u8) -> Result<()> {
+    /// premium by `math::margin::imf_step_limit(imf_reference)`, the premium of a
+    /// reference position (`math::margin::imf_reference_atoms`).
+    pub fn validate_step(&self, old: &MarketParams, imf_reference: u128) -> Result<()> {
         let ok = self.initial_margin_bps.abs_diff(old.initial_margin_bps) <= MAX_MARGIN_STEP_BPS
             && self
                 .maintenance_margin_bps
@@ -152,7 +153,7 @@ impl MarketParams {
             // The size premium raises maintenance margin too: bounded steps, so no change
             // makes positions liquidatable at once.
             && self.imf_factor.abs_diff(old.imf_factor)
-                <= crate::math::margin::imf_step_limit(base_decimals);
+                <= crate::math::margin::imf_step_limit(imf_reference);
         if !ok {
             crate::log!("market params step too large: {:?} -> {:?}", old, self);
         }
