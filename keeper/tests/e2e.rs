@@ -578,10 +578,28 @@ fn trading_goes_on_during_the_round(net: &Localnet) {
     assert_eq!(ex.epoch.phase, EpochPhase::Normal);
     // I1 and I3 against the vaults' token balances, over a getProgramAccounts scan.
     backstop_localnet::check_conservation(&rpc, &c.exchange).unwrap();
-    for (name, charge) in [("winner-1", 211_224_490), ("winner-2", 140_816_327)] {
-        let a = crash::account(&rpc, &c, name).unwrap();
-        assert_eq!(a.clawback.lifetime_total, charge, "{name}");
+    // The worked example's charges (211.224490 and 140.816327), unless a trade's taker fee
+    // reached the insurance fund before the bankruptcy was written up — each one lowers
+    // the deficit by 0.085 and the charges with it. Either way each winner pays
+    // ⌈weight · rate⌉, their weights are 60 : 40, and the epoch collected its deficit.
+    let closed = ex.epoch.last_closed;
+    let mut weights = vec![];
+    for (name, worked_example) in [("winner-1", 211_224_490), ("winner-2", 140_816_327)] {
+        let r = crash::account(&rpc, &c, name).unwrap().clawback;
+        let exact = (r.last_weight * r.last_rate_num).div_ceil(r.last_rate_den) as u64;
+        assert_eq!(r.lifetime_total, exact, "{name}: ⌈w·r⌉");
+        assert!(
+            r.lifetime_total <= worked_example && r.lifetime_total + 200_000 > worked_example,
+            "{name}: {} against the worked example's {worked_example}",
+            r.lifetime_total
+        );
+        weights.push(r.last_weight);
     }
+    assert_eq!(weights[0] * 2, weights[1] * 3, "60 : 40");
+    assert!(
+        closed.clawed_back + closed.covered >= closed.deficit_opened,
+        "{closed:?}"
+    );
     println!("trading during the round: {sent} trades, {in_round} landed mid-round, 0 refused");
     assert!(k.terminate().success());
 }
