@@ -172,8 +172,9 @@ pub fn account_view(snap: &ExchangeSnapshot, addr: &Pubkey, a: &MarginAccount) -
             initial_margin_bps: im_bps,
             maintenance_margin_bps: mm_bps,
             unrealized_weight_bps: params.unrealized_weight_bps,
-            smoothed_price: (params.stable_price_window_secs > 0 && m.market.stable_price > 0)
-                .then(|| format_price(m.market.stable_price, d, bd, pp)),
+            smoothed_price: Some(m.market.smoothed_price())
+                .filter(|p| *p > 0)
+                .map(|p| format_price(p, d, bd, pp)),
             degraded_price: mark.is_some_and(|mp| mp.degraded),
         });
     }

@@ -452,57 +452,80 @@ fn log_seconds(k: &KeeperProc, message: &str, action: Option<&str>) -> Vec<f64> 
         .collect()
 }
 
+/// A margin account of a new owner on `exchange`, as genesis holds it: `capital`, and
+/// optionally one position in market 0 of (base atoms, quote basis). Its address is the
+/// program's PDA, its data padded to the account's size, rent-exempt.
+fn seeded_margin_account(
+    exchange: &Pubkey,
+    capital: u64,
+    position: Option<(i64, i64)>,
+) -> (Pubkey, AccountSharedData) {
+    let owner = Pubkey::new_unique();
+    let (address, bump) = Pubkey::find_program_address(
+        &[
+            backstop::constants::MARGIN_SEED,
+            exchange.as_ref(),
+            owner.as_ref(),
+        ],
+        &backstop::ID,
+    );
+    let mut positions = [Position::default(); backstop::constants::MAX_POSITIONS];
+    if let Some((base_qty, quote_basis)) = position {
+        positions[0] = Position {
+            market_index: 0,
+            active: true,
+            base_qty,
+            quote_basis,
+        };
+    }
+    let a = MarginAccount {
+        exchange: *exchange,
+        owner,
+        bump,
+        capital,
+        pnl: 0,
+        positions,
+        warmup: Default::default(),
+        clawback: Default::default(),
+        created_at: 0,
+        epoch_withdrawn: 0,
+        withdrawn_epoch: 0,
+        epoch_deposited: 0,
+        deposited_epoch: 0,
+    };
+    let data = margin_account_data(&a);
+    let account = Account {
+        lamports: solana_sdk::rent::Rent::default().minimum_balance(data.len()),
+        data,
+        owner: backstop::ID,
+        executable: false,
+        rent_epoch: u64::MAX,
+    };
+    (address, AccountSharedData::from(account))
+}
+
+/// A margin account's bytes as the program stores them (discriminator, Borsh, padding).
+fn margin_account_data(a: &MarginAccount) -> Vec<u8> {
+    let mut data = MarginAccount::DISCRIMINATOR.to_vec();
+    a.serialize(&mut data).expect("serialize");
+    data.resize(8 + MarginAccount::INIT_SPACE, 0);
+    data
+}
+
 fn memory(n: usize) -> Result<()> {
     let admin = Keypair::new();
     let exchange = pda::exchange(&admin.pubkey(), 1);
     let space = 8 + MarginAccount::INIT_SPACE;
-    let lamports = solana_sdk::rent::Rent::default().minimum_balance(space);
     let t = Instant::now();
     let genesis: Vec<(Pubkey, AccountSharedData)> = (0..n)
         .map(|i| {
-            let owner = Pubkey::new_unique();
-            let (address, bump) = Pubkey::find_program_address(
-                &[
-                    backstop::constants::MARGIN_SEED,
-                    exchange.as_ref(),
-                    owner.as_ref(),
-                ],
-                &backstop::ID,
-            );
-            let mut positions = [Position::default(); backstop::constants::MAX_POSITIONS];
             let base = (1 + i as i64 % 50) * BASE;
-            positions[0] = Position {
-                market_index: 0,
-                active: true,
-                base_qty: if i % 2 == 0 { base } else { -base },
-                quote_basis: if i % 2 == 0 { base * 100 } else { -base * 100 },
+            let position = if i % 2 == 0 {
+                (base, base * 100)
+            } else {
+                (-base, -base * 100)
             };
-            let a = MarginAccount {
-                exchange,
-                owner,
-                bump,
-                capital: 100_000 * USDC,
-                pnl: 0,
-                positions,
-                warmup: Default::default(),
-                clawback: Default::default(),
-                created_at: 0,
-                epoch_withdrawn: 0,
-                withdrawn_epoch: 0,
-                epoch_deposited: 0,
-                deposited_epoch: 0,
-            };
-            let mut data = MarginAccount::DISCRIMINATOR.to_vec();
-            a.serialize(&mut data).expect("serialize");
-            data.resize(space, 0);
-            let acct = Account {
-                lamports,
-                data,
-                owner: backstop::ID,
-                executable: false,
-                rent_epoch: u64::MAX,
-            };
-            (address, AccountSharedData::from(acct))
+            seeded_margin_account(&exchange, 100_000 * USDC, Some(position))
         })
         .collect();
     println!(
@@ -638,14 +661,6 @@ fn round_at_scale(n: usize, holders: usize, lookup_tables: bool) -> Result<()> {
 
     // 2. The seeded accounts, and the books that include them.
     let t = Instant::now();
-    let space = 8 + MarginAccount::INIT_SPACE;
-    let lamports = solana_sdk::rent::Rent::default().minimum_balance(space);
-    let margin_data = |a: &MarginAccount| -> Vec<u8> {
-        let mut data = MarginAccount::DISCRIMINATOR.to_vec();
-        a.serialize(&mut data).expect("serialize");
-        data.resize(space, 0);
-        data
-    };
     let per_short = BASE;
     let short_basis = -100 * USDC as i64; // 1 PERP sold at $100
     let whale_qty = shorts as i64 * per_short;
@@ -654,52 +669,12 @@ fn round_at_scale(n: usize, holders: usize, lookup_tables: bool) -> Result<()> {
     let mut all_margin: Vec<Pubkey> = vec![];
     let mut profit_first: Vec<Pubkey> = vec![];
     for i in 0..seeded {
-        let owner = Pubkey::new_unique();
-        let (address, bump) = Pubkey::find_program_address(
-            &[
-                backstop::constants::MARGIN_SEED,
-                c.exchange.as_ref(),
-                owner.as_ref(),
-            ],
-            &backstop::ID,
-        );
-        let mut positions = [Position::default(); backstop::constants::MAX_POSITIONS];
         let short = i < shorts;
-        if short {
-            positions[0] = Position {
-                market_index: 0,
-                active: true,
-                base_qty: -per_short,
-                quote_basis: short_basis,
-            };
-        }
         let capital = if short { SHORT_CAPITAL } else { IDLE_CAPITAL };
         seeded_capital += capital;
-        let a = MarginAccount {
-            exchange: c.exchange,
-            owner,
-            bump,
-            capital,
-            pnl: 0,
-            positions,
-            warmup: Default::default(),
-            clawback: Default::default(),
-            created_at: 0,
-            epoch_withdrawn: 0,
-            withdrawn_epoch: 0,
-            epoch_deposited: 0,
-            deposited_epoch: 0,
-        };
-        genesis.push((
-            address,
-            AccountSharedData::from(Account {
-                lamports,
-                data: margin_data(&a),
-                owner: backstop::ID,
-                executable: false,
-                rent_epoch: u64::MAX,
-            }),
-        ));
+        let position = short.then_some((-per_short, short_basis));
+        let (address, account) = seeded_margin_account(&c.exchange, capital, position);
+        genesis.push((address, account));
         if short {
             profit_first.push(address);
         } else {
@@ -742,7 +717,7 @@ fn round_at_scale(n: usize, holders: usize, lookup_tables: bool) -> Result<()> {
             base_qty: whale_qty,
             quote_basis: -short_basis * shorts as i64,
         };
-        reserialize(d, margin_data(&a));
+        reserialize(d, margin_account_data(&a));
     })?;
     let ex_key = c.exchange;
     patch(&mut genesis, &ex_key, &mut |d| {

@@ -133,7 +133,8 @@ pub struct MarketPrice {
     pub index: u16,
     pub price: FixedPrice,
     pub params: MarketParams,
-    /// The market's smoothed price (0: none yet), for initial margin.
+    /// The market's smoothed price (`PerpMarket::smoothed_price`; 0: none), for initial
+    /// margin and settlement.
     pub stable_price: u64,
     /// The price failed a guard and is a conservative stand-in: positions are valued at
     /// its interval's edge against the holder, and nothing may trade or be liquidated in
@@ -199,7 +200,7 @@ impl PriceCache {
                 index: market.index,
                 price: price.price,
                 params: market.params,
-                stable_price: market.stable_price,
+                stable_price: market.smoothed_price(),
                 degraded: price.degraded,
                 stale: price.stale,
             });
@@ -223,11 +224,7 @@ impl PriceCache {
             conf: m.price.conf,
             initial_margin_bps,
             maintenance_margin_bps,
-            stable_price: if m.params.stable_price_window_secs == 0 {
-                0
-            } else {
-                m.stable_price
-            },
+            stable_price: m.stable_price,
             unrealized_weight_bps: m.params.unrealized_weight_bps,
             degraded: m.degraded,
             stale: m.stale,

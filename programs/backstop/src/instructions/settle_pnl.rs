@@ -76,12 +76,7 @@ pub fn handler<'info>(ctx: Context<'info, SettlePnl<'info>>) -> Result<()> {
         // single-print spike cannot be turned into settled pnl (which counts in full
         // toward initial margin and vests into capital) — the Mango v3 lesson. Losses
         // are realized at the oracle or worse.
-        let stable = if mp.params.stable_price_window_secs == 0 {
-            0
-        } else {
-            mp.stable_price
-        };
-        let price = settlement_price(mp.price.price, stable, p.base_qty > 0);
+        let price = settlement_price(mp.price.price, mp.stable_price, p.base_qty > 0);
         let delta = mark_to_price(acct, slot, price, books, clock)?;
         marked = marked.safe_add(delta)?;
     }

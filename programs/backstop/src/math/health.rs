@@ -141,23 +141,21 @@ pub fn compute_health(capital: u64, pnl: i64, positions: &[PositionMark]) -> Mat
         )?;
         // A degraded price is valued at the conservative edge everywhere, and its margin
         // measured at the interval's top (the larger notional).
+        let mid_value = value_floor(p.base_qty, p.price)?;
         let (value, notional) = if p.degraded {
             (
                 conservative_value,
                 notional_ceil(p.base_qty, p.price.safe_add(p.conf)?)?,
             )
         } else {
-            (
-                value_floor(p.base_qty, p.price)?,
-                notional_ceil(p.base_qty, p.price)?,
-            )
+            (mid_value, notional_ceil(p.base_qty, p.price)?)
         };
         let unrealized = value.safe_sub(p.quote_basis as i128)?;
         h.unrealized = h.unrealized.safe_add(unrealized)?;
         h.equity = h.equity.safe_add(unrealized)?;
         h.equity_mid = h
             .equity_mid
-            .safe_add(value_floor(p.base_qty, p.price)?.safe_sub(p.quote_basis as i128)?)?;
+            .safe_add(mid_value.safe_sub(p.quote_basis as i128)?)?;
         h.equity_conservative = h.equity_conservative.safe_add(im_unrealized)?;
         h.notional = h.notional.safe_add(notional)?;
         h.initial_margin = h

@@ -218,6 +218,16 @@ pub struct QueuedMarketParams {
 }
 
 impl PerpMarket {
+    /// The smoothed price initial margin and settlement use: 0 (none) while smoothing is
+    /// off or before the first accepted read.
+    pub fn smoothed_price(&self) -> u64 {
+        if self.params.stable_price_window_secs == 0 {
+            0
+        } else {
+            self.stable_price
+        }
+    }
+
     /// Records an accepted oracle read: the last price and the smoothed price.
     pub fn accept_price(&mut self, price: u64, now: i64) -> Result<()> {
         self.last_price = price;
